@@ -1,0 +1,150 @@
+"""The experiment plumbing the notebooks, the CLI and the benchmark share.
+
+:func:`prepare` turns (profile, seed, dataset) into a split, its data, and the original and
+retrained models (trained once, then reused from ``out_dir``). :func:`compare` runs
+unlearning methods on a prepared seed and evaluates every model with one report function,
+so that each notebook is a few calls.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from . import data as D
+from .metrics import evaluate
+from .profiles import Profile, get_profile
+from .train import TrainConfig, select_device, train_or_load
+from .unlearn import UnlearnData, UnlearnResult, unlearn
+
+
+@dataclass
+class Prepared:
+    """One seed's split, data, loaders and reference models."""
+
+    profile: Profile
+    seed: int
+    folder: Path
+    source: D.Source
+    manifest: D.Manifest
+    data: D.SplitData
+    loaders: D.Loaders
+    original: nn.Module
+    retrained: nn.Module
+    original_meta: dict
+    retrained_meta: dict
+    device: torch.device
+
+    @property
+    def retrain_seconds(self) -> float:
+        return float(self.retrained_meta["train_seconds"])
+
+    def unlearn_data(self, batch_size: int | None = None) -> UnlearnData:
+        """Loaders for unlearning: ``batch_size`` (default the profile's) makes one epoch
+        tens of steps on ORL (NOTES.md, item 3). The forget batch never exceeds the set."""
+        bs = batch_size or self.profile.unlearn_batch_size
+        ld = D.make_loaders(self.data, bs, self.seed, augment=self.profile.augment)
+        n_forget = len(self.data.labels["forget"])
+        forget = ld.forget_train
+        if bs > n_forget:
+            forget = D.make_loaders(self.data, n_forget, self.seed,
+                                    augment=self.profile.augment).forget_train
+        return UnlearnData(ld.retain_train, forget, ld.retain_eval, ld.forget_eval, ld.val,
+                           self.data.num_classes, self.data.norm, self.original)
+
+
+def split_for(source: D.Source, profile: Profile, seed: int, forget: str = "random",
+              forget_ids=(), **split_overrides) -> D.Manifest:
+    """The profile's split protocol for ``source`` (or the dataset's own splits)."""
+    if source.predefined:
+        return D.manifest_from_predefined(source)
+    kw = dict(n_train=profile.n_train, n_val=profile.n_val, n_test=profile.n_test,
+              forget_frac=profile.forget_frac)
+    kw.update(split_overrides)
+    return D.make_split(source, seed=seed, forget=forget, forget_ids=forget_ids, **kw)
+
+
+def prepare(profile: str | Profile, seed: int, out_dir: str | Path, dataset: str = "orl",
+            dataset_root: str | None = None, device: str = "auto", forget: str = "random",
+            forget_ids=(), progress: bool = True, overwrite: bool = False,
+            split_overrides: dict | None = None) -> Prepared:
+    """Split, load, and train (or reuse) the original and retrained models for one seed.
+
+    Files go to ``out_dir/<tag>/``: ``manifest.csv``, ``original.pt``, ``retrained.pt``.
+    Existing files are reused only if they match (same split, arch and recipe); anything
+    else is an error unless ``overwrite`` is set.
+    """
+    profile = get_profile(profile) if isinstance(profile, str) else profile
+    dev = select_device(device)
+    source = D.get_source(dataset, dataset_root)
+    manifest = split_for(source, profile, seed, forget, forget_ids, **(split_overrides or {}))
+    tag = f"{dataset}_seed{seed}" + ("" if forget == "random" else
+                                     "_forget_" + "-".join(str(i) for i in forget_ids))
+    folder = Path(out_dir) / tag
+    manifest.save(folder / "manifest.csv", overwrite=overwrite)
+    split = D.load_split_data(source, manifest, profile.image_size)
+    loaders = D.make_loaders(split, profile.batch_size, seed, augment=profile.augment)
+    cfg = TrainConfig(epochs=profile.epochs, lr=profile.lr, batch_size=profile.batch_size,
+                      seed=seed)
+    train_loader = torch.utils.data.DataLoader(
+        split.train_dataset(augment=profile.augment), batch_size=cfg.batch_size, shuffle=True,
+        generator=torch.Generator().manual_seed(seed))
+    common = dict(arch=profile.arch, num_classes=split.num_classes, manifest_hash=manifest.hash,
+                  cfg=cfg, device=dev, val_loader=loaders.val, progress=progress,
+                  overwrite=overwrite, extra_meta=dict(image_size=profile.image_size))
+    original, om = train_or_load(folder / "original.pt", loader=train_loader,
+                                 desc=f"original (seed {seed})", **common)
+    retrained, rm = train_or_load(folder / "retrained.pt", loader=loaders.retain_train,
+                                  desc=f"retrained (seed {seed})", **common)
+    return Prepared(profile, seed, folder, source, manifest, split, loaders, original,
+                    retrained, om, rm, dev)
+
+
+@dataclass
+class Comparison:
+    """Per-model evaluation records and the unlearning results behind them."""
+
+    records: dict[str, dict] = field(default_factory=dict)
+    results: dict[str, UnlearnResult] = field(default_factory=dict)
+
+
+def compare(prep: Prepared, methods, configs: dict | None = None, progress: bool = True,
+            with_references: bool = True) -> Comparison:
+    """Run each method on ``prep`` and evaluate it (and the references) with :func:`evaluate`.
+
+    ``configs`` maps a method name to config overrides; every method also gets the
+    profile's unlearning lr, the seed and the device unless overridden.
+    """
+    from tqdm.auto import tqdm
+
+    configs = configs or {}
+    out = Comparison()
+    ud = prep.unlearn_data()
+    ev = dict(retrained=prep.retrained, seed=prep.seed, device=prep.device,
+              retrain_seconds=prep.retrain_seconds)
+    if with_references:
+        out.records["original"] = evaluate(prep.original, prep.loaders,
+                                           seconds=prep.original_meta["train_seconds"], **ev)
+        out.records["retrained"] = evaluate(prep.retrained, prep.loaders,
+                                            seconds=prep.retrain_seconds, **ev)
+    for name in tqdm(list(methods), desc=f"methods (seed {prep.seed})", disable=not progress,
+                     leave=False):
+        cfg = dict(lr=prep.profile.unlearn_lr, seed=prep.seed, device=str(prep.device))
+        if name == "dlfd":
+            cfg.update(prep.profile.dlfd)
+        cfg.update(configs.get(name, {}))
+        res = unlearn(name, prep.original, ud, cfg)
+        out.results[name] = res
+        out.records[name] = evaluate(res.model, prep.loaders, seconds=res.seconds, **ev)
+    return out
+
+
+def timed(fn, *args, **kwargs):
+    """(result, seconds) of one call."""
+    t0 = time.perf_counter()
+    r = fn(*args, **kwargs)
+    return r, time.perf_counter() - t0

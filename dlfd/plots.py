@@ -1,0 +1,114 @@
+"""Figures the notebooks share. Each function draws on a new figure (or a given axis) and
+returns it, so the notebooks stay narrative and the drawing code is tested once."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from .data import SPLITS, SplitData
+
+
+def face_grid(data: SplitData, per_split: int = 8, splits=SPLITS):
+    """A row of example images per split (what each split holds, at the model's resolution)."""
+    fig, axes = plt.subplots(len(splits), per_split, figsize=(1.2 * per_split, 1.35 * len(splits)),
+                             squeeze=False)
+    for r, s in enumerate(splits):
+        imgs, labels = data.images[s], data.labels[s]
+        for c in range(per_split):
+            ax = axes[r, c]
+            ax.axis("off")
+            if c < len(imgs):
+                ax.imshow(imgs[c].permute(1, 2, 0).numpy(), cmap="gray")
+                ax.set_title(f"{s} · id {int(labels[c])}", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves(histories: dict[str, dict]):
+    """Train loss and train/val accuracy per epoch for each named model's history."""
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.2))
+    for name, h in histories.items():
+        a1.plot(h["loss"], label=name)
+        a2.plot(h["acc"], label=f"{name} train")
+        if h.get("val_acc"):
+            a2.plot(h["val_acc"], "--", label=f"{name} val")
+    a1.set(xlabel="epoch", ylabel="train loss", yscale="log")
+    a2.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1.02))
+    a1.legend()
+    a2.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def embedding_scatter(points: np.ndarray, labels: np.ndarray, title: str = "", ax=None,
+                      max_classes: int = 40):
+    """2-D points coloured by true label: separable classes form tight clusters."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 4))
+    ax.scatter(points[:, 0], points[:, 1], c=np.asarray(labels) % max_classes, cmap="tab20",
+               s=12, alpha=0.85)
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return ax.figure
+
+
+def loss_histograms(member: np.ndarray, nonmember: np.ndarray, title: str = "", ax=None):
+    """Forget (member) vs unseen (non-member) losses: what the MIA tries to tell apart."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 3))
+    hi = float(max(np.max(member), np.max(nonmember), 1e-3))
+    bins = np.linspace(0, hi, 25)
+    ax.hist(nonmember, bins=bins, alpha=0.55, density=True, label="unseen (test)")
+    ax.hist(member, bins=bins, alpha=0.55, density=True, label="forget")
+    ax.set(title=title, xlabel="cross-entropy")
+    ax.legend(fontsize=7)
+    return ax.figure
+
+
+def heatmap(matrix, title: str = "", ax=None, cmap: str = "viridis"):
+    m = matrix.detach().cpu().numpy() if isinstance(matrix, torch.Tensor) else np.asarray(matrix)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 3.5))
+    im = ax.imshow(m, cmap=cmap)
+    ax.figure.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_title(title, fontsize=9)
+    return ax.figure
+
+
+def tradeoff(summary: dict[str, dict], x: str = "fs", y: str = "test_acc",
+             reference: str = "retrained"):
+    """Test accuracy against forgetting score (mean ± std over seeds); ideal is top-left."""
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for name, rec in summary.items():
+        mx, my = rec[x]["mean"], rec[y]["mean"]
+        ax.errorbar(mx, my, xerr=rec[x]["std"], yerr=rec[y]["std"], fmt="*" if name == reference
+                    else "o", ms=14 if name == reference else 6, capsize=2)
+        ax.annotate(name, (mx, my), fontsize=8, xytext=(4, 3), textcoords="offset points")
+    ax.set(xlabel="forgetting score |MIA − 0.5| (lower is better)", ylabel="test accuracy")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def trace_plot(trace: list[dict], tau: float | None = None):
+    """DLFD's per-batch trace: OT distance, CE, the score estimate and where synthesis ran."""
+    b = [r["batch"] for r in trace]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3))
+    axes[0].plot(b, [r.get("ot_after", np.nan) for r in trace], label="OT after")
+    axes[0].plot(b, [r.get("ot_before", np.nan) for r in trace], label="OT before")
+    axes[0].set(title="OT(φ(x'), φ(x_f))", xlabel="batch")
+    axes[0].legend(fontsize=7)
+    axes[1].plot(b, [r.get("ce", np.nan) for r in trace])
+    axes[1].set(title="CE of the update", xlabel="batch")
+    axes[2].plot(b, [r.get("score", np.nan) for r in trace], label="score estimate")
+    if tau is not None:
+        axes[2].axhline(tau, ls="--", c="k", label="τ")
+    syn = [r["batch"] for r in trace if r.get("synthesised")]
+    axes[2].scatter(syn, [0] * len(syn), marker="|", c="r", label="synthesised")
+    axes[2].set(title="forgetting score (val)", xlabel="batch")
+    axes[2].legend(fontsize=7)
+    fig.tight_layout()
+    return fig

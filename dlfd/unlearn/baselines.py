@@ -1,0 +1,1 @@
+"""Baseline unlearning methods (PAPER.md, "Baselines")."""

@@ -1,0 +1,1 @@
+"""DLFD one-epoch unlearning (PAPER.md, "The method")."""
