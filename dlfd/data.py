@@ -375,8 +375,9 @@ class SplitData:
 def load_split_data(source: Source, manifest: Manifest, image_size: int = 64,
                     norm: Normalization | None = None) -> SplitData:
     """Decode the manifest's images, checking every file still has the recorded content."""
-    if not isinstance(image_size, int) or image_size < 8:
-        raise ValueError(f"image_size={image_size!r}; expected an integer ≥ 8.")
+    if not isinstance(image_size, int) or image_size < 16:
+        # small_cnn pools four times, so 16 px is the smallest size every model accepts
+        raise ValueError(f"image_size={image_size!r}; expected an integer ≥ 16.")
     validate_manifest(manifest)
     key_set = set(source.keys)
     images, labels = {}, {}

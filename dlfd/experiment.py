@@ -8,7 +8,6 @@ so that each notebook is a few calls.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +15,8 @@ import torch
 import torch.nn as nn
 
 from . import data as D
-from .metrics import evaluate
+from .collapse import collapse_report
+from .metrics import aggregate, evaluate
 from .profiles import Profile, get_profile
 from .train import TrainConfig, select_device, train_or_load
 from .unlearn import UnlearnData, UnlearnResult, unlearn
@@ -112,39 +112,45 @@ class Comparison:
     results: dict[str, UnlearnResult] = field(default_factory=dict)
 
 
-def compare(prep: Prepared, methods, configs: dict | None = None, progress: bool = True,
-            with_references: bool = True) -> Comparison:
-    """Run each method on ``prep`` and evaluate it (and the references) with :func:`evaluate`.
+def assess(prep: Prepared, model: nn.Module, seconds: float | None = None) -> dict:
+    """One flat record: the evaluation protocol plus the correlation-collapse numbers."""
+    rec = evaluate(model, prep.loaders, retrained=prep.retrained, seed=prep.seed,
+                   device=prep.device, seconds=seconds, retrain_seconds=prep.retrain_seconds)
+    rec.update(collapse_report(model, prep.loaders, prep.original, prep.device))
+    return rec
 
-    ``configs`` maps a method name to config overrides; every method also gets the
-    profile's unlearning lr, the seed and the device unless overridden.
+
+def compare(prep: Prepared, runs, configs: dict | None = None, progress: bool = True,
+            with_references: bool = True) -> Comparison:
+    """Run methods on ``prep`` and assess each model (and the two references).
+
+    ``runs`` is a list of method names, or a dict label → (method, overrides) for variants
+    such as the ablation. ``configs`` adds overrides per method name. Every run gets the
+    profile's unlearning lr (and, for DLFD, the profile's DLFD settings), the seed and the
+    device unless overridden.
     """
     from tqdm.auto import tqdm
 
+    runs = dict(runs) if isinstance(runs, dict) else {m: (m, {}) for m in runs}
     configs = configs or {}
     out = Comparison()
     ud = prep.unlearn_data()
-    ev = dict(retrained=prep.retrained, seed=prep.seed, device=prep.device,
-              retrain_seconds=prep.retrain_seconds)
     if with_references:
-        out.records["original"] = evaluate(prep.original, prep.loaders,
-                                           seconds=prep.original_meta["train_seconds"], **ev)
-        out.records["retrained"] = evaluate(prep.retrained, prep.loaders,
-                                            seconds=prep.retrain_seconds, **ev)
-    for name in tqdm(list(methods), desc=f"methods (seed {prep.seed})", disable=not progress,
-                     leave=False):
+        out.records["original"] = assess(prep, prep.original, prep.original_meta["train_seconds"])
+        out.records["retrained"] = assess(prep, prep.retrained, prep.retrain_seconds)
+    for label, (method, overrides) in tqdm(runs.items(), desc=f"methods (seed {prep.seed})",
+                                           disable=not progress, leave=False):
         cfg = dict(lr=prep.profile.unlearn_lr, seed=prep.seed, device=str(prep.device))
-        if name == "dlfd":
+        if method == "dlfd":
             cfg.update(prep.profile.dlfd)
-        cfg.update(configs.get(name, {}))
-        res = unlearn(name, prep.original, ud, cfg)
-        out.results[name] = res
-        out.records[name] = evaluate(res.model, prep.loaders, seconds=res.seconds, **ev)
+        cfg.update(configs.get(method, {}), **overrides)
+        res = unlearn(method, prep.original, ud, cfg)
+        out.results[label] = res
+        out.records[label] = assess(prep, res.model, res.seconds)
     return out
 
 
-def timed(fn, *args, **kwargs):
-    """(result, seconds) of one call."""
-    t0 = time.perf_counter()
-    r = fn(*args, **kwargs)
-    return r, time.perf_counter() - t0
+def summarize(comparisons: list[Comparison]) -> dict[str, dict]:
+    """Mean and std over seeds for every model label (PAPER.md defect 6)."""
+    labels = list(dict.fromkeys(k for c in comparisons for k in c.records))
+    return {k: aggregate([c.records[k] for c in comparisons if k in c.records]) for k in labels}

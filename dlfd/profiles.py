@@ -38,7 +38,7 @@ class Profile:
 _SPLIT = dict(n_train=3, n_val=1, forget_frac=0.25)
 
 PROFILES: dict[str, Profile] = {
-    "smoke": Profile("smoke", "small_cnn", 32, epochs=8, lr=0.05, batch_size=32,
+    "smoke": Profile("smoke", "small_cnn", 32, epochs=20, lr=0.05, batch_size=32,
                      unlearn_batch_size=8, unlearn_lr=0.01, seeds=1, **_SPLIT,
                      dlfd=dict(steps=2)),
     "cpu": Profile("cpu", "small_cnn", 64, epochs=40, lr=0.05, batch_size=32,

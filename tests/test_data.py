@@ -194,7 +194,7 @@ def test_load_split_data_detects_changed_content(src, split):
     rows = [dict(r) for r in split.rows[:3]]
     rows[0]["sha256"] = "0" * 64
     with pytest.raises(SplitLeakError, match=re.escape(rows[0]["path"])):
-        load_split_data(src, Manifest("orl", rows), image_size=8)
+        load_split_data(src, Manifest("orl", rows), image_size=16)
 
 
 def test_loaders_yield_normalised_float_batches(data):

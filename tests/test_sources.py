@@ -84,8 +84,8 @@ def test_fashion_mnist_from_synthetic_idx_files(tmp_path):
     assert np.array_equal(src.load("train/00012"), arrays["train"][0][12])
     m = make_split(src, seed=0, n_train=2, n_val=1, n_test=1)
     assert m.sizes() == {"retain": 15, "forget": 5, "val": 10, "test": 10}
-    data = load_split_data(src, m, image_size=8)
-    assert tuple(data.images["test"].shape) == (10, 3, 8, 8)
+    data = load_split_data(src, m, image_size=16)
+    assert tuple(data.images["test"].shape) == (10, 3, 16, 16)
     # also through dlfd.data.get_source, and under an alias
     assert get_source("fashion_mnist", root=tmp_path / "fm").keys == src.keys
 
@@ -191,8 +191,8 @@ def test_mufac_authors_layout(tmp_path):
         assert src.load(src.keys[0]).shape == (8, 8, 3)
     m = manifest_from_predefined(src)
     assert m.sizes() == {"retain": 4, "forget": 2, "val": 2, "test": 3}
-    data = load_split_data(src, m, image_size=8)
-    assert tuple(data.images["retain"].shape) == (4, 3, 8, 8)
+    data = load_split_data(src, m, image_size=16)
+    assert tuple(data.images["retain"].shape) == (4, 3, 16, 16)
 
 
 def test_mufac_one_csv_per_split_and_explicit_splits(tmp_path):
@@ -271,7 +271,7 @@ def test_imagefolder(tmp_path):
     assert np.array_equal(src.load("c10/3.png"), arrays["c10/3.png"])
     m = make_split(src, seed=0, n_train=2, n_val=1)
     assert m.sizes() == {"retain": 4, "forget": 2, "val": 3, "test": 3}
-    assert tuple(load_split_data(src, m, image_size=8).images["val"].shape) == (3, 3, 8, 8)
+    assert tuple(load_split_data(src, m, image_size=16).images["val"].shape) == (3, 3, 16, 16)
 
 
 def test_imagefolder_errors(tmp_path):

@@ -114,6 +114,11 @@ def unlearn(name: str, model: nn.Module, data: UnlearnData,
     config = replace(config, device=str(device))
     work = copy.deepcopy(model).to(device)
     seed_everything(config.seed)
+    # Shuffled loaders keep their own generator, which advances on every pass; reseeding it
+    # makes each run reproducible however often the same loaders were used before.
+    for offset, loader in enumerate((data.retain, data.forget), start=1):
+        if getattr(loader, "generator", None) is not None:
+            loader.generator.manual_seed(config.seed * 1000 + offset)
     t0 = time.perf_counter()
     result = method.fn(work, data, config)
     if device.type == "cuda":
@@ -133,5 +138,7 @@ def sgd(model: nn.Module, config: UnlearnConfig, params=None) -> torch.optim.SGD
 
 def cycle(loader: DataLoader):
     """Endless iteration over a loader, reshuffling each pass (pairs forget with retain)."""
+    if len(loader) == 0:
+        raise ValueError("cycle() got an empty loader; the forget set must not be empty.")
     while True:
         yield from loader
