@@ -21,6 +21,8 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader
 
+from .models import eval_mode
+
 
 @torch.no_grad()
 def embeddings(model: nn.Module, loader: DataLoader, device="cpu") -> tuple[np.ndarray, np.ndarray]:
@@ -28,15 +30,11 @@ def embeddings(model: nn.Module, loader: DataLoader, device="cpu") -> tuple[np.n
 
     The model's mode is restored afterwards.
     """
-    was_training = model.training
-    model.eval()
     zs, ys = [], []
-    try:
+    with eval_mode(model):
         for x, y in loader:
             zs.append(model.embed(x.to(device)).float().cpu())
             ys.append(torch.as_tensor(y))
-    finally:
-        model.train(was_training)
     if not zs:
         return np.empty((0, 0), np.float32), np.empty(0, np.int64)
     return torch.cat(zs).numpy(), torch.cat(ys).long().numpy()

@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from . import data as D
 from .collapse import collapse_report
-from .metrics import aggregate, evaluate
+from .metrics import accuracy, aggregate, evaluate
 from .profiles import Profile, get_profile
 from .train import TrainConfig, select_device, train_or_load
 from .unlearn import UnlearnData, UnlearnResult, unlearn
@@ -42,6 +42,14 @@ class Prepared:
     @property
     def retrain_seconds(self) -> float:
         return float(self.retrained_meta["train_seconds"])
+
+    def batch(self, split: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A fixed, seeded batch of up to ``n`` eval-transform images from ``split``."""
+        ds = self.data.dataset(split)
+        g = torch.Generator().manual_seed(self.seed)
+        idx = torch.randperm(len(ds), generator=g)[:n]
+        xs, ys = zip(*(ds[int(i)] for i in idx))
+        return torch.stack(xs), torch.stack(ys)
 
     def unlearn_data(self, batch_size: int | None = None) -> UnlearnData:
         """Loaders for unlearning: ``batch_size`` (default the profile's) makes one epoch
@@ -120,6 +128,16 @@ def assess(prep: Prepared, model: nn.Module, seconds: float | None = None) -> di
     return rec
 
 
+def method_config(prep: Prepared, method: str, overrides: dict | None = None) -> dict:
+    """A method's config overrides for this profile: the profile's unlearning lr (and, for
+    DLFD, its DLFD settings), the seed and the device, then ``overrides``."""
+    cfg = dict(lr=prep.profile.unlearn_lr, seed=prep.seed, device=str(prep.device))
+    if method == "dlfd":
+        cfg.update(prep.profile.dlfd)
+    cfg.update(overrides or {})
+    return cfg
+
+
 def compare(prep: Prepared, runs, configs: dict | None = None, progress: bool = True,
             with_references: bool = True) -> Comparison:
     """Run methods on ``prep`` and assess each model (and the two references).
@@ -140,11 +158,8 @@ def compare(prep: Prepared, runs, configs: dict | None = None, progress: bool = 
         out.records["retrained"] = assess(prep, prep.retrained, prep.retrain_seconds)
     for label, (method, overrides) in tqdm(runs.items(), desc=f"methods (seed {prep.seed})",
                                            disable=not progress, leave=False):
-        cfg = dict(lr=prep.profile.unlearn_lr, seed=prep.seed, device=str(prep.device))
-        if method == "dlfd":
-            cfg.update(prep.profile.dlfd)
-        cfg.update(configs.get(method, {}), **overrides)
-        res = unlearn(method, prep.original, ud, cfg)
+        res = unlearn(method, prep.original, ud,
+                      method_config(prep, method, {**configs.get(method, {}), **overrides}))
         out.results[label] = res
         out.records[label] = assess(prep, res.model, res.seconds)
     return out
@@ -154,3 +169,48 @@ def summarize(comparisons: list[Comparison]) -> dict[str, dict]:
     """Mean and std over seeds for every model label (PAPER.md defect 6)."""
     labels = list(dict.fromkeys(k for c in comparisons for k in c.records))
     return {k: aggregate([c.records[k] for c in comparisons if k in c.records]) for k in labels}
+
+
+def forget_person(profile: str | Profile, person: int, seed: int, out_dir: str | Path,
+                  dataset: str = "orl", device: str = "auto", methods=("dlfd",),
+                  progress: bool = True) -> dict[str, dict]:
+    """"Forget this person": the ``identities`` policy for one class, then each method.
+
+    For every model (original, retrained, each method) it returns the accuracy on the
+    person's forgotten training photos, on the person's held-out (val + test) photos, and on
+    everyone else's test photos. The retrained model never saw the person: its numbers are
+    the target.
+    """
+    prep = prepare(profile, seed, out_dir, dataset, device=device, forget="identities",
+                   forget_ids=[person], progress=progress)
+    models = {"original": prep.original, "retrained": prep.retrained}
+    ud = prep.unlearn_data()
+    for m in methods:
+        models[m] = unlearn(m, prep.original, ud, method_config(prep, m)).model
+    d = prep.data
+    held_x = torch.cat([d.images["val"], d.images["test"]])
+    held_y = torch.cat([d.labels["val"], d.labels["test"]])
+    others = d.labels["test"] != person
+
+    def acc(model, x, y):
+        if len(y) == 0:
+            return float("nan")
+        loader = torch.utils.data.DataLoader(D.ImageTensorDataset(x, y, d.norm), batch_size=256)
+        return accuracy(model, loader, prep.device)
+
+    mine = held_y == person
+    return {name: {"person_forget_acc": acc(m, d.images["forget"], d.labels["forget"]),
+                   "person_heldout_acc": acc(m, held_x[mine], held_y[mine]),
+                   "others_test_acc": acc(m, d.images["test"][others], d.labels["test"][others])}
+            for name, m in models.items()}
+
+
+def write_report(out_dir: str | Path, sections: dict[str, str]) -> Path:
+    """``<out_dir>/report.md``: one heading and one markdown table per section."""
+    path = Path(out_dir) / "report.md"
+    body = ["# DLFD tutorial run report", ""]
+    for title, table in sections.items():
+        body += [f"## {title}", "", table, ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(body))
+    return path

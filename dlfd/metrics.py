@@ -14,17 +14,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from .models import eval_mode
+
 
 @torch.no_grad()
 def predict(model: nn.Module, loader: DataLoader, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """Logits and labels over a loader, in eval mode (the model's mode is restored)."""
-    was_training = model.training
-    model.eval()
     outs, ys = [], []
-    for x, y in loader:
-        outs.append(model(x.to(device)).float().cpu())
-        ys.append(y)
-    model.train(was_training)
+    with eval_mode(model):
+        for x, y in loader:
+            outs.append(model(x.to(device)).float().cpu())
+            ys.append(y)
     if not outs:
         return torch.empty(0), torch.empty(0, dtype=torch.long)
     return torch.cat(outs), torch.cat(ys)
@@ -119,18 +119,12 @@ def _paired_pass(model_a: nn.Module, model_b: nn.Module, loader: DataLoader, dev
     Both models' modes are restored afterwards, so a caller in the middle of training is not
     left with BatchNorm frozen.
     """
-    modes = (model_a.training, model_b.training)
-    model_a.eval()
-    model_b.eval()
     total, n = 0.0, 0
-    try:
+    with eval_mode(model_a), eval_mode(model_b):
         for x, _ in loader:
             v = fn(model_a, model_b, x.to(device)).double()
             total += float(v.sum())
             n += len(v)
-    finally:
-        model_a.train(modes[0])
-        model_b.train(modes[1])
     return total / n if n else float("nan")
 
 

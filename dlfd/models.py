@@ -9,6 +9,8 @@ pick "the last k layers".
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 import torch.nn as nn
 import torchvision
@@ -84,3 +86,19 @@ def build_model(arch: str, num_classes: int, dropout: float = 0.0) -> nn.Module:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+@contextmanager
+def eval_mode(model: nn.Module):
+    """Put every submodule in eval mode and restore each one's own flag afterwards.
+
+    ``model.train(was_training)`` would not do: a model may hold submodules whose mode
+    differs from its own (a frozen BatchNorm in a training model, say).
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, flag in modes:
+            m.training = flag

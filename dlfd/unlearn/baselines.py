@@ -46,6 +46,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from ..models import eval_mode
 from .base import UnlearnConfig, UnlearnData, UnlearnResult, cycle, register, sgd
 
 # --------------------------------------------------------------------------- shared machinery
@@ -164,14 +165,10 @@ def _teacher(data: UnlearnData, name: str, device) -> nn.Module:
 def _frozen(*teachers: nn.Module):
     """Eval mode for teachers while a method runs (no BatchNorm updates), restored after,
     because the teacher may be the caller's own model."""
-    modes = [t.training for t in teachers]
-    for t in teachers:
-        t.eval()
-    try:
+    with contextlib.ExitStack() as stack:
+        for t in teachers:
+            stack.enter_context(eval_mode(t))
         yield
-    finally:
-        for t, m in zip(teachers, modes):
-            t.train(m)
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -550,10 +547,8 @@ def saliency_mask(model: nn.Module, loader: DataLoader, ratio: float, device) ->
     """
     params = [p for p in model.parameters() if p.requires_grad]
     grads = [torch.zeros_like(p) for p in params]
-    was_training = model.training
-    model.eval()
     n = 0
-    try:
+    with eval_mode(model):
         for x, y in loader:
             x, y = x.to(device), y.to(device)
             loss = F.cross_entropy(model(x), y, reduction="sum")
@@ -561,8 +556,6 @@ def saliency_mask(model: nn.Module, loader: DataLoader, ratio: float, device) ->
                 if d is not None:
                     g += d
             n += len(y)
-    finally:
-        model.train(was_training)
     flat = torch.cat([g.abs().flatten() for g in grads]) / max(n, 1)
     keep = max(1, int(round(ratio * flat.numel())))
     mask = torch.zeros_like(flat)
