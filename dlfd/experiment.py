@@ -129,11 +129,10 @@ def assess(prep: Prepared, model: nn.Module, seconds: float | None = None) -> di
 
 
 def method_config(prep: Prepared, method: str, overrides: dict | None = None) -> dict:
-    """A method's config overrides for this profile: the profile's unlearning lr (and, for
-    DLFD, its DLFD settings), the seed and the device, then ``overrides``."""
-    cfg = dict(lr=prep.profile.unlearn_lr, seed=prep.seed, device=str(prep.device))
-    if method == "dlfd":
-        cfg.update(prep.profile.dlfd)
+    """A method's config overrides: the seed and the device, the profile's settings for the
+    method (chosen on validation), then ``overrides``."""
+    cfg = dict(seed=prep.seed, device=str(prep.device))
+    cfg.update(prep.profile.method_configs.get(method, {}))
     cfg.update(overrides or {})
     return cfg
 
@@ -143,9 +142,8 @@ def compare(prep: Prepared, runs, configs: dict | None = None, progress: bool = 
     """Run methods on ``prep`` and assess each model (and the two references).
 
     ``runs`` is a list of method names, or a dict label → (method, overrides) for variants
-    such as the ablation. ``configs`` adds overrides per method name. Every run gets the
-    profile's unlearning lr (and, for DLFD, the profile's DLFD settings), the seed and the
-    device unless overridden.
+    such as the ablation. ``configs`` adds overrides per method name on top of
+    :func:`method_config`.
     """
     from tqdm.auto import tqdm
 

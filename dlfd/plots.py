@@ -83,8 +83,9 @@ def tradeoff(summary: dict[str, dict], x: str = "fs", y: str = "test_acc",
     """Test accuracy against forgetting score (mean ± std over seeds); ideal is top-left."""
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for name, rec in summary.items():
-        mx, my = rec[x]["mean"], rec[y]["mean"]
-        ax.errorbar(mx, my, xerr=rec[x]["std"], yerr=rec[y]["std"], fmt="*" if name == reference
+        mx, my = rec[f"{x}_mean"], rec[f"{y}_mean"]
+        sx, sy = (np.nan_to_num(rec.get(f"{k}_std", np.nan)) for k in (x, y))
+        ax.errorbar(mx, my, xerr=sx, yerr=sy, fmt="*" if name == reference
                     else "o", ms=14 if name == reference else 6, capsize=2)
         ax.annotate(name, (mx, my), fontsize=8, xytext=(4, 3), textcoords="offset points")
     ax.set(xlabel="forgetting score |MIA − 0.5| (lower is better)", ylabel="test accuracy")

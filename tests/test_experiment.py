@@ -1,0 +1,77 @@
+"""The plumbing the notebooks share: compare/summarize, validation-only tuning, forget-person
+accuracies and the report, on the toy task from conftest (no ORL training needed)."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from dlfd import experiment, tuning
+from dlfd.profiles import get_profile
+
+from conftest import toy_loaders
+
+
+class _Forbidden(Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        raise AssertionError("the test split was read during tuning")
+
+
+def _prep(toy_data, toy_original, tmp_path, test_loader=None):
+    ld = toy_loaders(toy_data)
+    if test_loader is not None:
+        ld.test = test_loader
+    retrained = copy.deepcopy(toy_original)
+    meta = dict(train_seconds=2.0, history={})
+    profile = get_profile("smoke", unlearn_batch_size=12,
+                          method_configs={"dlfd": dict(steps=1, monitor_forget_n=8)})
+    return experiment.Prepared(profile, 0, Path(tmp_path), None, toy_data.manifest, toy_data, ld,
+                               toy_original, retrained, meta, meta, torch.device("cpu"))
+
+
+def test_compare_and_summarize(toy_data, toy_original, tmp_path):
+    prep = _prep(toy_data, toy_original, tmp_path)
+    before = [p.detach().clone() for p in toy_original.parameters()]
+    runs = {"ft": ("finetune", {"lr": 1e-3}), "dl": ("dlfd", {})}
+    comps = [experiment.compare(prep, runs, progress=False) for _ in range(2)]
+    assert all(torch.equal(a, b) for a, b in zip(before, toy_original.parameters()))
+    assert list(comps[0].records) == ["original", "retrained", "ft", "dl"]
+    rec = comps[0].records["dl"]
+    for key in ("test_acc", "mia", "nomus", "js_to_retrained", "probe_acc", "seconds", "rte"):
+        assert key in rec
+    assert comps[0].records["retrained"]["js_to_retrained"] == pytest.approx(0.0, abs=1e-9)
+    summary = experiment.summarize(comps)
+    assert summary["ft"]["n"] == 2
+    # the same seed gives the same model, so the spread over the two runs is zero
+    assert summary["ft"]["test_acc_std"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_method_config_layers_profile_then_overrides(toy_data, toy_original, tmp_path):
+    prep = _prep(toy_data, toy_original, tmp_path)
+    assert experiment.method_config(prep, "dlfd")["steps"] == 1
+    assert experiment.method_config(prep, "dlfd", {"steps": 3})["steps"] == 3
+    assert "steps" not in experiment.method_config(prep, "finetune")
+
+
+def test_tuning_never_reads_the_test_split(toy_data, toy_original, tmp_path):
+    prep = _prep(toy_data, toy_original, tmp_path, DataLoader(_Forbidden(), batch_size=2))
+    best, rows = tuning.tune([prep], "finetune", {"lr": [1e-4, 1e-2]}, progress=False)
+    assert len(rows) == 2 and best["lr"] in (1e-4, 1e-2)
+    assert best["lr"] == max(rows, key=lambda r: r["val_nomus"])["lr"]
+    for r in rows:
+        assert 0.0 <= r["val_nomus"] <= 1.0
+
+
+def test_grid_is_the_cartesian_product():
+    assert tuning.grid({"a": [1, 2], "b": ["x"]}) == [{"a": 1, "b": "x"}, {"a": 2, "b": "x"}]
+
+
+def test_write_report(tmp_path):
+    path = experiment.write_report(tmp_path, {"Table": "| a |\n|---|\n| 1 |"})
+    text = path.read_text()
+    assert text.startswith("# DLFD tutorial run report") and "## Table" in text
