@@ -76,6 +76,24 @@ def split_for(source: D.Source, profile: Profile, seed: int, forget: str = "rand
     return D.make_split(source, seed=seed, forget=forget, forget_ids=forget_ids, **kw)
 
 
+def load_seed(profile: Profile, seed: int, out_dir: str | Path, dataset: str = "orl",
+              dataset_root: str | None = None, forget: str = "random", forget_ids=(),
+              split_overrides: dict | None = None):
+    """(source, manifest, split data, run sub-folder) for one seed of a profile."""
+    source = D.get_source(dataset, dataset_root)
+    manifest = split_for(source, profile, seed, forget, forget_ids, **(split_overrides or {}))
+    tag = f"{dataset}_seed{seed}" + ("" if forget == "random" else
+                                     "_forget_" + "-".join(str(i) for i in forget_ids))
+    split = D.load_split_data(source, manifest, profile.image_size)
+    return source, manifest, split, Path(out_dir) / tag
+
+
+def recipe(profile: Profile, seed: int) -> TrainConfig:
+    """The training recipe of the original and retrained models for a profile."""
+    return TrainConfig(epochs=profile.epochs, lr=profile.lr, batch_size=profile.batch_size,
+                       seed=seed)
+
+
 def prepare(profile: str | Profile, seed: int, out_dir: str | Path, dataset: str = "orl",
             dataset_root: str | None = None, device: str = "auto", forget: str = "random",
             forget_ids=(), progress: bool = True, overwrite: bool = False,
@@ -88,16 +106,11 @@ def prepare(profile: str | Profile, seed: int, out_dir: str | Path, dataset: str
     """
     profile = get_profile(profile) if isinstance(profile, str) else profile
     dev = select_device(device)
-    source = D.get_source(dataset, dataset_root)
-    manifest = split_for(source, profile, seed, forget, forget_ids, **(split_overrides or {}))
-    tag = f"{dataset}_seed{seed}" + ("" if forget == "random" else
-                                     "_forget_" + "-".join(str(i) for i in forget_ids))
-    folder = Path(out_dir) / tag
+    source, manifest, split, folder = load_seed(profile, seed, out_dir, dataset, dataset_root,
+                                                forget, forget_ids, split_overrides)
     manifest.save(folder / "manifest.csv", overwrite=overwrite)
-    split = D.load_split_data(source, manifest, profile.image_size)
     loaders = D.make_loaders(split, profile.batch_size, seed, augment=profile.augment)
-    cfg = TrainConfig(epochs=profile.epochs, lr=profile.lr, batch_size=profile.batch_size,
-                      seed=seed)
+    cfg = recipe(profile, seed)
     train_loader = torch.utils.data.DataLoader(
         split.train_dataset(augment=profile.augment), batch_size=cfg.batch_size, shuffle=True,
         generator=torch.Generator().manual_seed(seed))

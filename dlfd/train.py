@@ -104,7 +104,9 @@ def train_model(model: nn.Module, loader: DataLoader, cfg: TrainConfig, device="
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * len(loader))
     hist = History()
     t0 = time.perf_counter()
-    for _ in tqdm(range(cfg.epochs), desc=desc, disable=not progress, leave=False):
+    for epoch in tqdm(range(cfg.epochs), desc=desc, disable=not progress, leave=False):
+        if hasattr(loader.sampler, "set_epoch"):  # DistributedSampler: a new shuffle per epoch
+            loader.sampler.set_epoch(epoch)
         model.train()
         tot = hit = n = 0
         for x, y in loader:
@@ -177,6 +179,16 @@ def load_checkpoint(path: str | Path, arch: str | None = None, num_classes: int 
     return model.to(device).eval(), meta
 
 
+def checkpoint_meta(arch: str, num_classes: int, manifest_hash: str, cfg: TrainConfig,
+                    extra_meta: dict | None = None, history: History | None = None) -> dict:
+    """What a checkpoint records: the model, the split's hash and the recipe."""
+    meta = dict(arch=arch, num_classes=num_classes, manifest_hash=manifest_hash,
+                config=asdict(cfg), **(extra_meta or {}))
+    if history is not None:
+        meta.update(history=asdict(history), train_seconds=history.seconds)
+    return meta
+
+
 def train_or_load(path: str | Path, arch: str, num_classes: int, manifest_hash: str,
                   loader: DataLoader, cfg: TrainConfig, device="cpu",
                   val_loader: DataLoader | None = None, progress: bool = True,
@@ -188,8 +200,7 @@ def train_or_load(path: str | Path, arch: str, num_classes: int, manifest_hash: 
     rerun never replaces someone's model by accident.
     """
     path = Path(path)
-    meta_want = dict(arch=arch, num_classes=num_classes, manifest_hash=manifest_hash,
-                     config=asdict(cfg), **(extra_meta or {}))
+    meta_want = checkpoint_meta(arch, num_classes, manifest_hash, cfg, extra_meta)
     if path.exists() and not overwrite:
         model, meta = load_checkpoint(path, arch, num_classes, manifest_hash, device)
         if meta.get("config") != meta_want["config"]:
@@ -200,6 +211,6 @@ def train_or_load(path: str | Path, arch: str, num_classes: int, manifest_hash: 
     seed_everything(cfg.seed)
     model = build_model(arch, num_classes)
     hist = train_model(model, loader, cfg, device, val_loader, progress, desc)
-    meta = dict(meta_want, history=asdict(hist), train_seconds=hist.seconds)
+    meta = checkpoint_meta(arch, num_classes, manifest_hash, cfg, extra_meta, hist)
     save_checkpoint(path, model, meta, overwrite=overwrite)
     return model.eval(), meta
