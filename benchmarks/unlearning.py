@@ -36,14 +36,12 @@ FMT = {"seconds": ".2f", "rte": ".1f", "separability": ".2f"}
 
 def dataset_profile(profile: str, dataset: str, subsample: int | None):
     """The profile, adapted to a dataset: ORL as is; Fashion-MNIST at 32 px with
-    ``subsample // 10`` training images per class, 100 val and 500 test per class."""
+    ``subsample // 10`` training images per class (dlfd.profiles.DATASET_SPLITS otherwise)."""
     P = get_profile(profile)
     if dataset == "orl":
         return P, {}
-    n = subsample or 2000
-    per_class = max(2, n // 10)
-    return get_profile(profile, image_size=32, unlearn_batch_size=32), dict(
-        n_train=per_class, n_val=100, n_test=500)
+    split = {} if subsample is None else dict(n_train=max(2, subsample // 10))
+    return get_profile(profile, image_size=32, unlearn_batch_size=32), split
 
 
 def run(profile: str, seeds: int, dataset: str, subsample: int | None, runs: str, device: str,

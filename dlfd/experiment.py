@@ -17,7 +17,7 @@ import torch.nn as nn
 from . import data as D
 from .collapse import collapse_report
 from .metrics import accuracy, aggregate, evaluate
-from .profiles import Profile, get_profile
+from .profiles import DATASET_SPLITS, Profile, get_profile
 from .train import TrainConfig, select_device, train_or_load
 from .unlearn import UnlearnData, UnlearnResult, unlearn
 
@@ -72,6 +72,7 @@ def split_for(source: D.Source, profile: Profile, seed: int, forget: str = "rand
         return D.manifest_from_predefined(source)
     kw = dict(n_train=profile.n_train, n_val=profile.n_val, n_test=profile.n_test,
               forget_frac=profile.forget_frac)
+    kw.update(DATASET_SPLITS.get(source.name, {}))
     kw.update(split_overrides)
     return D.make_split(source, seed=seed, forget=forget, forget_ids=forget_ids, **kw)
 

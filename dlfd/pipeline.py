@@ -27,24 +27,12 @@ def notebooks_dir() -> Path:
     return d
 
 
-def _to_jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_to_jsonable(v) for v in obj]
-    if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
-        return obj.item()
-    return obj
-
-
 def record(out_dir: str | Path, name: str, obj) -> Path:
-    """Save one notebook's numbers as ``<out_dir>/metrics/<name>.json`` (atomic)."""
-    path = Path(out_dir) / "metrics" / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_to_jsonable(obj), indent=2, sort_keys=True))
-    tmp.replace(path)
-    return path
+    """Save one notebook's numbers as ``<out_dir>/metrics/<name>.json`` (atomic; a rerun of
+    the notebook replaces its own file)."""
+    from .metrics import save_json
+
+    return save_json(obj, Path(out_dir) / "metrics" / f"{name}.json", overwrite=True)
 
 
 def merge_metrics(out_dir: str | Path) -> dict:

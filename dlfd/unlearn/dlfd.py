@@ -282,7 +282,9 @@ def dlfd(model: nn.Module, data: UnlearnData, cfg: DLFDConfig) -> UnlearnResult:
         row.update(ce=float(loss.detach()), score=score, lr=float(opt.param_groups[0]["lr"]),
                    w_cls=float(w_cls))
         trace.append(row)
-        if monitor and (b + 1) % cfg.monitor_every == 0:
+        last = b == n_batches - 1
+        # After the last batch an estimate only matters for keep_best.
+        if monitor and (b + 1) % cfg.monitor_every == 0 and (cfg.keep_best or not last):
             estimate = monitor(model)
             if cfg.keep_best:
                 consider(b)
