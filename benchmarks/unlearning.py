@@ -17,7 +17,6 @@ thousands of samples per MIA side.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path

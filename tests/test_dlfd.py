@@ -57,7 +57,7 @@ def test_one_epoch_new_model_input_untouched_and_trace(toy_original, toy_data):
     assert info["synthesis_seconds"] > 0 and not res.model.training
     # Passes: per synthesised batch K forward+backward, φ(x_f) and a diagnostic pass; one
     # update each; the monitor reads one forget and one val batch per call.
-    calls = 1 + n // FAST.get("monitor_every", 5)
+    calls = 1 + (n - 1) // FAST.get("monitor_every", 5)  # none after the last batch
     assert info["monitor_calls"] == calls
     assert info["forward_passes"] == n * (FAST["steps"] + 2) + n + 2 * calls
     assert info["backward_passes"] == n * FAST["steps"] + n
@@ -93,7 +93,7 @@ def test_dynamic_switching_follows_the_latest_estimate(toy_original, toy_data, m
     assert [r["score"] for r in res.trace] == [0.3, 0.1, 0.2, 0.05, 0.4]
     assert [r["synthesised"] for r in res.trace] == [True, False, True, False, True]
     assert [r["ot_before"] is None for r in res.trace] == [False, True, False, True, False]
-    assert len(calls) == 1 + 5
+    assert len(calls) == 1 + 4  # before batch 0, after batches 0-3, not after the last
 
 
 def test_monitor_uses_a_fixed_forget_subsample_against_validation(toy_original, toy_data,
@@ -109,7 +109,7 @@ def test_monitor_uses_a_fixed_forget_subsample_against_validation(toy_original, 
     data = fresh_data(toy_data)
     res = unlearn("dlfd", toy_original, data, dict(FAST, tau=0.0, monitor_every=2,
                                                    monitor_forget_n=10))
-    assert len(seen) == 1 + len(data.retain) // 2 == res.info["monitor_calls"]
+    assert len(seen) == 1 + (len(data.retain) - 1) // 2 == res.info["monitor_calls"]
     assert all(s == (10, len(data.val.dataset), {"seed": 0, "n_splits": 2}) for s in seen)
     mon = dlfd_mod.ForgettingMonitor(data, make_config("dlfd", monitor_forget_n=10), "cpu")
     mon2 = dlfd_mod.ForgettingMonitor(data, make_config("dlfd", monitor_forget_n=10), "cpu")

@@ -60,6 +60,7 @@ DEFAULT_OT_ITERS = 50           # PAPER.md, "OT distance"
 DEFAULT_OT_TOL = 1e-6
 DEFAULT_MONITOR_EVERY = 5       # M: batches between two score estimates
 DEFAULT_MONITOR_FORGET_N = 128  # fixed forget subsample for the estimate
+DEFAULT_MONITOR_VAL_N = 128     # fixed val subsample: the balanced MIA uses min(n_f, n_v) anyway
 DEFAULT_MONITOR_SPLITS = 3      # CV splits of the cheap MIA (the full protocol uses 10)
 
 TAU_NEVER = 1.0  # accepted as "never synthesise" (FS ≤ 0.5, so FS ≥ 1.0 never holds)
@@ -104,7 +105,7 @@ class DLFDConfig(UnlearnConfig):
     tau: float = DEFAULT_TAU
     monitor_every: int = DEFAULT_MONITOR_EVERY
     monitor_forget_n: int = DEFAULT_MONITOR_FORGET_N
-    monitor_val_n: int | None = None  # None: the whole validation split
+    monitor_val_n: int | None = DEFAULT_MONITOR_VAL_N  # None: the whole validation split
     monitor_splits: int = DEFAULT_MONITOR_SPLITS
     keep_best: bool = False
     ot_on_clean: bool = False
