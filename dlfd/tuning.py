@@ -10,18 +10,15 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .metrics import forgetting_score, mia_from_losses, nomus, per_sample_losses
+from .metrics import forgetting_score, mia_from_losses, nomus, per_sample_losses, predict
 from .unlearn import unlearn
 
 
 def val_record(model, prep, lam: float = 0.5) -> dict:
     """Validation accuracy, the forget-vs-val MIA and the validation NoMUS of one model."""
-    from .metrics import predict
-
-    import torch.nn.functional as F
-
     logits, y = predict(model, prep.loaders.val, prep.device)
     val_losses = F.cross_entropy(logits, y, reduction="none").numpy()
     val_acc = float((logits.argmax(1) == y).float().mean())
