@@ -151,18 +151,16 @@ def method_config(prep: Prepared, method: str, overrides: dict | None = None) ->
     return cfg
 
 
-def compare(prep: Prepared, runs, configs: dict | None = None, progress: bool = True,
+def compare(prep: Prepared, runs, progress: bool = True,
             with_references: bool = True) -> Comparison:
     """Run methods on ``prep`` and assess each model (and the two references).
 
     ``runs`` is a list of method names, or a dict label → (method, overrides) for variants
-    such as the ablation. ``configs`` adds overrides per method name on top of
-    :func:`method_config`.
+    such as the ablation; overrides go on top of :func:`method_config`.
     """
     from tqdm.auto import tqdm
 
     runs = dict(runs) if isinstance(runs, dict) else {m: (m, {}) for m in runs}
-    configs = configs or {}
     out = Comparison()
     ud = prep.unlearn_data()
     if with_references:
@@ -170,8 +168,7 @@ def compare(prep: Prepared, runs, configs: dict | None = None, progress: bool = 
         out.records["retrained"] = assess(prep, prep.retrained, prep.retrain_seconds)
     for label, (method, overrides) in tqdm(runs.items(), desc=f"methods (seed {prep.seed})",
                                            disable=not progress, leave=False):
-        res = unlearn(method, prep.original, ud,
-                      method_config(prep, method, {**configs.get(method, {}), **overrides}))
+        res = unlearn(method, prep.original, ud, method_config(prep, method, overrides))
         out.results[label] = res
         out.records[label] = assess(prep, res.model, res.seconds)
     return out

@@ -21,6 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from .metrics import accuracy
 from .models import build_model
 
 
@@ -82,16 +83,6 @@ def make_sgd(params, lr: float, momentum: float = 0.9, weight_decay: float = 5e-
     return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
-@torch.no_grad()
-def _accuracy(model: nn.Module, loader: DataLoader, device) -> float:
-    model.eval()
-    hit = n = 0
-    for x, y in loader:
-        hit += (model(x.to(device)).argmax(1).cpu() == y).sum().item()
-        n += len(y)
-    return hit / max(n, 1)
-
-
 def train_model(model: nn.Module, loader: DataLoader, cfg: TrainConfig, device="cpu",
                 val_loader: DataLoader | None = None, progress: bool = True,
                 desc: str = "train") -> History:
@@ -123,7 +114,7 @@ def train_model(model: nn.Module, loader: DataLoader, cfg: TrainConfig, device="
         hist.loss.append(tot / n)
         hist.acc.append(hit / n)
         if val_loader is not None:
-            hist.val_acc.append(_accuracy(model, val_loader, device))
+            hist.val_acc.append(accuracy(model, val_loader, device))
     hist.seconds = time.perf_counter() - t0
     return hist
 
