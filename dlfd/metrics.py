@@ -30,10 +30,14 @@ def predict(model: nn.Module, loader: DataLoader, device="cpu") -> tuple[torch.T
     return torch.cat(outs), torch.cat(ys)
 
 
+def top1(logits: torch.Tensor, y: torch.Tensor) -> float:
+    """Top-1 accuracy of a batch of logits against labels (nan for an empty batch)."""
+    return float((logits.argmax(1) == y).float().mean()) if len(y) else float("nan")
+
+
 def accuracy(model: nn.Module, loader: DataLoader, device="cpu") -> float:
     """Top-1 accuracy on a loader."""
-    logits, y = predict(model, loader, device)
-    return float((logits.argmax(1) == y).float().mean()) if len(y) else float("nan")
+    return top1(*predict(model, loader, device))
 
 
 def per_sample_losses(model: nn.Module, loader: DataLoader, device="cpu") -> np.ndarray:
