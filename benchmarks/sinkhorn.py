@@ -1,4 +1,4 @@
-"""Time dlfd.ot.sinkhorn against POT's torch backend (PAPER.md, "OT distance").
+"""Time dlfd.ot.sinkhorn against POT's torch backend (docs/method.md §2.3).
 
 Both solvers run log-domain Sinkhorn with ε = 0.01 for exactly the same number of
 iterations (early stopping is off on both sides: ``tol=0`` here, ``stopThr=0`` there) on
@@ -31,7 +31,13 @@ import platform
 import statistics
 import time
 
+import ot as pot
 import torch
+
+from dlfd.ot import cosine_cost, sinkhorn
+
+
+FEATURES = {"embedding": (128, 1.0), "logits": (8, 5.0)}  # (dimension, scale)
 
 
 def _once(fn) -> float:
@@ -40,15 +46,48 @@ def _once(fn) -> float:
     return 1e3 * (time.perf_counter() - t0)
 
 
-FEATURES = {"embedding": (128, 1.0), "logits": (8, 5.0)}  # (dimension, scale)
+def _solvers(x: torch.Tensor, y: torch.Tensor, eps: float, iters: int) -> dict:
+    """The four timed calls: each solver's plan, and forward + backward of Σ T∘C."""
+    n = len(x)
+    C = cosine_cost(x, y)
+    w = torch.full((n,), 1.0 / n, dtype=x.dtype)
+
+    def ours():
+        return sinkhorn(C, eps, iters, tol=0.0)
+
+    def theirs():
+        return pot.sinkhorn(w, w, C, eps, method="sinkhorn_log", numItermax=iters,
+                            stopThr=0.0, warn=False)
+
+    def ours_grad():
+        xr = x.clone().requires_grad_(True)
+        Cg = cosine_cost(xr, y)
+        (sinkhorn(Cg, eps, iters, tol=0.0) * Cg).sum().backward()
+
+    def theirs_grad():
+        xr = x.clone().requires_grad_(True)
+        Cg = cosine_cost(xr, y)
+        (pot.sinkhorn(w, w, Cg, eps, method="sinkhorn_log", numItermax=iters, stopThr=0.0,
+                      warn=False) * Cg).sum().backward()
+
+    return {"ours": ours, "pot": theirs, "ours_grad": ours_grad, "pot_grad": theirs_grad}
+
+
+def _timings(fns: dict, repeats: int) -> dict[str, list[float]]:
+    """Milliseconds per call, after one warm-up call each."""
+    for f in fns.values():
+        f()
+    # Interleave the solvers' repeats so that load from other processes hits all of them
+    # alike; the ratio uses the minimum, the least contaminated by that load.
+    res = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, f in fns.items():
+            res[k].append(_once(f))
+    return res
 
 
 def run(sizes=(32, 128, 512), iters=50, repeats=9, features="embedding", eps=0.01,
         dtype="float32", seed=0) -> list[dict]:
-    import ot as pot
-
-    from dlfd.ot import cosine_cost, sinkhorn
-
     dt = getattr(torch, dtype)
     dim, scale = FEATURES[features]
     rows = []
@@ -56,40 +95,11 @@ def run(sizes=(32, 128, 512), iters=50, repeats=9, features="embedding", eps=0.0
         g = torch.Generator().manual_seed(seed + n)
         x = scale * torch.randn(n, dim, generator=g, dtype=dt)
         y = scale * torch.randn(n, dim, generator=g, dtype=dt)
-        C = cosine_cost(x, y)
-        w = torch.full((n,), 1.0 / n, dtype=dt)
-
-        def ours():
-            return sinkhorn(C, eps, iters, tol=0.0)
-
-        def theirs():
-            return pot.sinkhorn(w, w, C, eps, method="sinkhorn_log", numItermax=iters,
-                                stopThr=0.0, warn=False)
-
-        def ours_grad():
-            xr = x.clone().requires_grad_(True)
-            Cg = cosine_cost(xr, y)
-            (sinkhorn(Cg, eps, iters, tol=0.0) * Cg).sum().backward()
-
-        def theirs_grad():
-            xr = x.clone().requires_grad_(True)
-            Cg = cosine_cost(xr, y)
-            (pot.sinkhorn(w, w, Cg, eps, method="sinkhorn_log", numItermax=iters, stopThr=0.0,
-                          warn=False) * Cg).sum().backward()
-
-        gap = float((ours() - theirs()).abs().max())
-        fns = {"ours": ours, "pot": theirs, "ours_grad": ours_grad, "pot_grad": theirs_grad}
-        for f in fns.values():  # warm-up
-            f()
-        # Interleave the solvers' repeats so that load from other processes hits all of them
-        # alike; the ratio uses the minimum, the least contaminated by that load.
-        res = {k: [] for k in fns}
-        for _ in range(repeats):
-            for k, f in fns.items():
-                res[k].append(_once(f))
+        fns = _solvers(x, y, eps, iters)
+        gap = float((fns["ours"]() - fns["pot"]()).abs().max())
         row = {"features": features, "dim": dim, "n": n, "iters": iters, "dtype": dtype,
                "max_abs_plan_gap": gap}
-        for k, v in res.items():
+        for k, v in _timings(fns, repeats).items():
             row[f"{k}_min_ms"] = min(v)
             row[f"{k}_median_ms"] = statistics.median(v)
         row["ratio"] = row["ours_min_ms"] / row["pot_min_ms"]
@@ -131,8 +141,6 @@ def main(argv=None):
             for r in run(args.sizes, args.iters, args.repeats, features=f, dtype=args.dtype)]
     print(table(rows))
     if args.out:
-        import ot as pot
-
         meta = {"torch": torch.__version__, "pot": pot.__version__, "threads": args.threads,
                 "machine": platform.machine(), "processor": platform.processor(),
                 "repeats": args.repeats, "eps": 0.01}

@@ -17,11 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from dlfd import experiment  # noqa: E402
-from dlfd.profiles import get_profile  # noqa: E402
-from dlfd.tuning import tune  # noqa: E402
+from dlfd import experiment
+from dlfd.profiles import get_profile
+from dlfd.tuning import tune
 
 LRS = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
 SPACES = {
@@ -52,20 +50,20 @@ def main(argv=None) -> int:
     unknown = sorted(set(a.methods) - set(SPACES))
     if unknown:
         p.error(f"unknown method(s) {unknown}; choose from {sorted(SPACES)}")
-    P = get_profile(a.profile)
-    preps = [experiment.prepare(P, s, f"{a.runs}_{P.name}", device=a.device)
-             for s in range(a.seeds)]
+    profile = get_profile(a.profile)
+    preps = [experiment.prepare(profile, seed, f"{a.runs}_{profile.name}", device=a.device)
+             for seed in range(a.seeds)]
     chosen, tables, t0 = {}, {}, time.perf_counter()
-    for m in a.methods:
-        chosen[m], tables[m] = tune(preps, m, SPACES[m])
-        best = max(tables[m], key=lambda r: r["val_nomus"])
-        print(f"{m:14s} {chosen[m]}  val_nomus={best['val_nomus']:.3f} "
+    for method in a.methods:
+        chosen[method], tables[method] = tune(preps, method, SPACES[method])
+        best = max(tables[method], key=lambda r: r["val_nomus"])
+        print(f"{method:14s} {chosen[method]}  val_nomus={best['val_nomus']:.3f} "
               f"val_acc={best['val_acc']:.3f} mia_val={best['mia_val']:.3f}", flush=True)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"tune_{P.name}.json"
-    path.write_text(json.dumps(dict(profile=P.name, seeds=a.seeds, chosen=chosen, grid=tables,
-                                    seconds=time.perf_counter() - t0), indent=2))
+    path = out / f"tune_{profile.name}.json"
+    path.write_text(json.dumps(dict(profile=profile.name, seeds=a.seeds, chosen=chosen,
+                                    grid=tables, seconds=time.perf_counter() - t0), indent=2))
     print(f"method_configs = {chosen!r}")
     print(f"wrote {path}")
     return 0

@@ -9,22 +9,26 @@ the test split. It writes ``unlearning_<dataset>_<profile>.json`` and ``.md`` to
 the means and stds over seeds, RTE (retrain time / method time, both measured here), DLFD's
 monitoring share of its time and its forward/backward pass counts.
 
+The profile is adapted to the dataset by ``dlfd.profiles.get_profile`` (image size,
+unlearning batch, per-class split; ``--subsample`` sets the training images in all), exactly
+as in the notebooks and ``python -m dlfd run``.
+
 On ORL the forget set is 30 images, so the MIA's standard error is about ±0.09 per seed:
-use several seeds. Fashion-MNIST (Debian's ``dataset-fashion-mnist``) gives hundreds to
-thousands of samples per MIA side.
+use several seeds (docs/method.md, §6 P2 "MIA noise"). Fashion-MNIST (Debian's
+``dataset-fashion-mnist``) gives hundreds to thousands of samples per MIA side
+(docs/method.md, §6 P5 "Fashion-MNIST").
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from dlfd import experiment, metrics  # noqa: E402
-from dlfd.profiles import get_profile  # noqa: E402
+from dlfd import experiment, reporting
+from dlfd.profiles import get_profile
 
 COLUMNS = {"retain_acc": "retain", "forget_acc": "forget", "test_acc": "test", "mia": "MIA",
            "mia_auc": "loss AUC", "fs": "FS", "nomus": "NoMUS", "js_to_retrained": "JS→retr.",
@@ -33,90 +37,89 @@ COLUMNS = {"retain_acc": "retain", "forget_acc": "forget", "test_acc": "test", "
 FMT = {"seconds": ".2f", "rte": ".1f", "separability": ".2f"}
 
 
-def dataset_profile(profile: str, dataset: str, subsample: int | None):
-    """The profile, adapted to a dataset: ORL as is; Fashion-MNIST at 32 px with
-    ``subsample // 10`` training images per class (dlfd.profiles.DATASET_SPLITS otherwise)."""
-    P = get_profile(profile)
-    if dataset == "orl":
-        return P, {}
-    split = {} if subsample is None else dict(n_train=max(2, subsample // 10))
-    return get_profile(profile, image_size=32, unlearn_batch_size=32), split
-
-
 def run(profile: str, seeds: int, dataset: str, subsample: int | None, runs: str, device: str,
         methods=None) -> dict:
-    P, split = dataset_profile(profile, dataset, subsample)
-    methods = list(methods or [*P.methods, "dlfd"])
+    """Every method on ``seeds`` seeds of ``profile``, adapted to ``dataset`` (and
+    ``subsample``) by :func:`dlfd.profiles.get_profile`, as the notebooks are."""
+    settings = get_profile(profile, dataset=dataset, subsample=subsample)
+    methods = list(methods or [*settings.methods, "dlfd"])
     comps, t0 = [], time.perf_counter()
-    for s in range(seeds):
-        prep = experiment.prepare(P, s, f"{runs}/{dataset}_{P.name}", dataset=dataset,
-                                  device=device, split_overrides=split)
+    for seed in range(seeds):
+        prep = experiment.prepare(settings, seed, f"{runs}/{dataset}_{settings.name}",
+                                  dataset=dataset, device=device)
         comps.append(experiment.compare(prep, methods))
     summary = experiment.summarize(comps)
-    dl = [c.results["dlfd"] for c in comps if "dlfd" in c.results]
+    dlfd_runs = [c.results["dlfd"] for c in comps if "dlfd" in c.results]
     cost = {}
-    if dl:
+    if dlfd_runs:
         cost = dict(
-            monitoring_share=[r.info["monitoring_seconds"] / r.seconds for r in dl],
-            forward_passes=[r.info["forward_passes"] for r in dl],
-            backward_passes=[r.info["backward_passes"] for r in dl],
-            synthesised_batches=[r.info["n_synthesised"] for r in dl],
-            batches=[r.info["n_batches"] for r in dl])
+            monitoring_share=[r.info["monitoring_seconds"] / r.seconds for r in dlfd_runs],
+            forward_passes=[r.info["forward_passes"] for r in dlfd_runs],
+            backward_passes=[r.info["backward_passes"] for r in dlfd_runs],
+            synthesised_batches=[r.info["n_synthesised"] for r in dlfd_runs],
+            batches=[r.info["n_batches"] for r in dlfd_runs])
     steps = {m: [c.results[m].steps for c in comps] for m in methods}
-    return dict(profile=P.name, dataset=dataset, subsample=subsample, seeds=seeds,
+    return dict(profile=settings.name, dataset=dataset, subsample=subsample, seeds=seeds,
                 split_sizes=prep.manifest.sizes(), summary=summary,
                 dlfd_cost=cost, steps=steps, wall_seconds=time.perf_counter() - t0)
 
 
 def markdown(result: dict) -> str:
-    s = result["summary"]
+    summary = result["summary"]
     lines = [f"### {result['dataset']} · profile {result['profile']} · {result['seeds']} seed(s)",
              "", f"split sizes: {result['split_sizes']}", "",
-             metrics.render_table(s, COLUMNS, fmt=FMT), ""]
-    c = result["dlfd_cost"]
-    if c:
-        def mean(v):
-            return sum(v) / len(v)
+             reporting.render_table(summary, COLUMNS, fmt=FMT), ""]
+    cost = result["dlfd_cost"]
+    if cost:
+        def mean(values):
+            return sum(values) / len(values)
 
+        dlfd = summary["dlfd"]
         lines += [
-            f"- DLFD monitoring share of its time: {mean(c['monitoring_share']):.1%} "
-            f"(per seed: {', '.join(f'{x:.1%}' for x in c['monitoring_share'])})",
-            f"- DLFD passes per run: {mean(c['forward_passes']):.0f} forward, "
-            f"{mean(c['backward_passes']):.0f} backward; synthesised "
-            f"{mean(c['synthesised_batches']):.1f} of {mean(c['batches']):.0f} batches",
-            f"- RTE of DLFD: {s['dlfd']['rte_mean']:.1f} ± {s['dlfd']['rte_std']:.1f}", ""]
-    best = max((k for k in s if k not in ("original", "retrained")),
-               key=lambda k: s[k]["nomus_mean"])
-    lines.append(f"Best NoMUS among the methods: **{best}** ({s[best]['nomus_mean']:.3f}); "
-                 f"retrained {s['retrained']['nomus_mean']:.3f}, "
-                 f"original {s['original']['nomus_mean']:.3f}.")
+            f"- DLFD monitoring share of its time: {mean(cost['monitoring_share']):.1%} "
+            f"(per seed: {', '.join(f'{x:.1%}' for x in cost['monitoring_share'])})",
+            f"- DLFD passes per run: {mean(cost['forward_passes']):.0f} forward, "
+            f"{mean(cost['backward_passes']):.0f} backward; synthesised "
+            f"{mean(cost['synthesised_batches']):.1f} of {mean(cost['batches']):.0f} batches",
+            f"- RTE of DLFD: {dlfd['rte_mean']:.1f} ± {dlfd['rte_std']:.1f}", ""]
+    best = max((k for k in summary if k not in ("original", "retrained")),
+               key=lambda k: summary[k]["nomus_mean"])
+    lines.append(f"Best NoMUS among the methods: **{best}** ({summary[best]['nomus_mean']:.3f}); "
+                 f"retrained {summary['retrained']['nomus_mean']:.3f}, "
+                 f"original {summary['original']['nomus_mean']:.3f}.")
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--profile", default="cpu")
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--dataset", default="orl", choices=["orl", "fashion-mnist"])
-    p.add_argument("--subsample", type=int, default=None,
-                   help="Fashion-MNIST: training images in all (default 2000)")
-    p.add_argument("--methods", nargs="*", default=None)
-    p.add_argument("--runs", default=None,
-                   help="folder for the reference models (default: a new temporary folder, so "
-                        "that retraining is timed in this run)")
-    p.add_argument("--out", default="benchmarks/results")
-    p.add_argument("--device", default="auto")
-    a = p.parse_args(argv)
-    if a.seeds < 1:
-        p.error(f"--seeds {a.seeds}: expected at least 1")
-    import tempfile
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--profile", default="cpu")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--dataset", default="orl", choices=["orl", "fashion-mnist"])
+    parser.add_argument("--subsample", type=int, default=None,
+                        help="Fashion-MNIST: training images in all (default 2000; "
+                             "dlfd.profiles.DATASET_SETTINGS)")
+    parser.add_argument("--methods", nargs="*", default=None)
+    parser.add_argument("--runs", default=None,
+                        help="folder for the reference models (default: a new temporary "
+                             "folder, so that retraining is timed in this run)")
+    parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error(f"--seeds {args.seeds}: expected at least 1")
+    try:  # a bad profile name, or --subsample for ORL, before any training
+        get_profile(args.profile, dataset=args.dataset, subsample=args.subsample)
+    except ValueError as e:
+        parser.error(str(e))
 
-    runs = a.runs or tempfile.mkdtemp(prefix="dlfd-bench-")
-    result = run(a.profile, a.seeds, a.dataset, a.subsample, runs, a.device, a.methods)
-    out = Path(a.out)
+    runs = args.runs or tempfile.mkdtemp(prefix="dlfd-bench-")
+    result = run(args.profile, args.seeds, args.dataset, args.subsample, runs, args.device,
+                 args.methods)
+    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"unlearning_{a.dataset}_{result['profile']}"
-    metrics.save_json(result, out / f"{stem}.json", overwrite=True)
+    stem = f"unlearning_{args.dataset}_{result['profile']}"
+    reporting.save_json(result, out / f"{stem}.json", overwrite=True)
     md = markdown(result)
     (out / f"{stem}.md").write_text(md)
     print(md)

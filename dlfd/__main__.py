@@ -1,5 +1,5 @@
-import sys
+"""``python -m dlfd run ...``: the notebook pipeline (:func:`dlfd.pipeline.main`)."""
 
 from .pipeline import main
 
-sys.exit(main())
+raise SystemExit(main())

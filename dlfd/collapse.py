@@ -1,4 +1,4 @@
-"""Correlation collapse, measured (PAPER.md, "The problem").
+"""Correlation collapse, measured (docs/method.md §1).
 
 Error-maximising unlearning weakens the correlation between image features and true labels;
 in feature space, classes that were separable become mixed. This module turns that picture
@@ -11,7 +11,8 @@ into numbers on the penultimate embedding (``model.embed``, the space DLFD works
 * :func:`linear_cka` — how similar the whole representation still is to the original's;
 * :func:`project_2d` — PCA / t-SNE coordinates for the pictures.
 
-:func:`collapse_report` bundles the numbers for one model.
+:func:`collapse_report` bundles the numbers for one model. scikit-learn is imported inside the
+functions that use it because importing it takes about a second.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader
 
+from .checks import check_choice, require
 from .models import eval_mode
 
 
@@ -41,11 +43,11 @@ def embeddings(model: nn.Module, loader: DataLoader, device="cpu") -> tuple[np.n
 
 
 def _check_xy(Z, y, what: str):
+    """``Z`` as float64 (n, d) and ``y`` as (n,), n > 0; else a ValueError naming ``what``."""
     Z = np.asarray(Z, dtype=np.float64)
     y = np.asarray(y).ravel()
-    if Z.ndim != 2 or len(Z) != len(y) or len(y) == 0:
-        raise ValueError(f"{what}: expected Z of shape (n, d) and y of shape (n,), n > 0; got "
-                         f"{Z.shape} and {y.shape}.")
+    require(Z.ndim == 2 and len(Z) == len(y) and len(y) > 0, f"{what}: expected Z of shape "
+            f"(n, d) and y of shape (n,), n > 0; got {Z.shape} and {y.shape}.")
     return Z, y
 
 
@@ -63,8 +65,8 @@ def linear_probe_accuracy(Z_train, y_train, Z_test, y_test, *, C: float = 1.0,
 
     Z_train, y_train = _check_xy(Z_train, y_train, "linear_probe_accuracy (train)")
     Z_test, y_test = _check_xy(Z_test, y_test, "linear_probe_accuracy (test)")
-    if len(np.unique(y_train)) < 2:
-        raise ValueError("linear_probe_accuracy needs at least two classes in the training set.")
+    require(len(np.unique(y_train)) >= 2,
+            "linear_probe_accuracy needs at least two classes in the training set.")
     probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
     probe.fit(Z_train, y_train)
     return float(probe.score(Z_test, y_test))
@@ -73,15 +75,14 @@ def linear_probe_accuracy(Z_train, y_train, Z_test, y_test, *, C: float = 1.0,
 def knn_accuracy(Z_train, y_train, Z_test, y_test, k: int = 5, metric: str = "cosine") -> float:
     """Test accuracy of a k-nearest-neighbour classifier (k = 5) on the embeddings.
 
-    Cosine is the default because it is the geometry DLFD's OT cost uses (PAPER.md, "OT
-    distance": C_ij = 1 − cos) and because post-ReLU embeddings change norm under unlearning
+    Cosine is the default because it is the geometry DLFD's OT cost uses (C_ij = 1 − cos,
+    docs/method.md §2.3) and because post-ReLU embeddings change norm under unlearning
     without that meaning anything about class structure. ``metric="euclidean"`` is the
     alternative. ``k`` is capped at the training-set size.
     """
     from sklearn.neighbors import KNeighborsClassifier
 
-    if metric not in ("cosine", "euclidean"):
-        raise ValueError(f"metric={metric!r}; expected 'cosine' or 'euclidean'.")
+    check_choice("metric", metric, ("cosine", "euclidean"))
     Z_train, y_train = _check_xy(Z_train, y_train, "knn_accuracy (train)")
     Z_test, y_test = _check_xy(Z_test, y_test, "knn_accuracy (test)")
     knn = KNeighborsClassifier(n_neighbors=max(1, min(int(k), len(y_train))), metric=metric,
@@ -101,14 +102,12 @@ def separability(Z, y, method: str = "fisher") -> float:
     """
     Z, y = _check_xy(Z, y, "separability")
     classes = np.unique(y)
-    if len(classes) < 2:
-        raise ValueError("separability needs at least two classes.")
+    require(len(classes) >= 2, "separability needs at least two classes.")
+    check_choice("method", method, ("fisher", "silhouette"))
     if method == "silhouette":
         from sklearn.metrics import silhouette_score
 
         return float(silhouette_score(Z, y, metric="cosine"))
-    if method != "fisher":
-        raise ValueError(f"method={method!r}; expected 'fisher' or 'silhouette'.")
     mu = Z.mean(0)
     between = within = 0.0
     for c in classes:
@@ -131,9 +130,8 @@ def linear_cka(Z1, Z2) -> float:
     """
     X = np.asarray(Z1, dtype=np.float64)
     Y = np.asarray(Z2, dtype=np.float64)
-    if X.ndim != 2 or Y.ndim != 2 or len(X) != len(Y):
-        raise ValueError(f"linear_cka needs two (n, d) arrays over the same n samples; got "
-                         f"{X.shape} and {Y.shape}.")
+    require(X.ndim == 2 and Y.ndim == 2 and len(X) == len(Y), f"linear_cka needs two (n, d) "
+            f"arrays over the same n samples; got {X.shape} and {Y.shape}.")
     X = X - X.mean(0)
     Y = Y - Y.mean(0)
     # The feature-space form costs O(n·d²) instead of the Gram form's O(n²·d).
@@ -150,25 +148,24 @@ def project_2d(Z, method: str = "pca", seed: int = 0, perplexity: float = 30.0) 
     at (n − 1)/3 so that small sets still work; ``seed`` fixes its layout.
     """
     Z = np.asarray(Z, dtype=np.float64)
-    if Z.ndim != 2 or len(Z) < 3:
-        raise ValueError(f"project_2d needs an (n, d) array with n ≥ 3; got {Z.shape}.")
+    require(Z.ndim == 2 and len(Z) >= 3,
+            f"project_2d needs an (n, d) array with n ≥ 3; got {Z.shape}.")
+    check_choice("method", method, ("pca", "tsne"))
     if method == "pca":
         from sklearn.decomposition import PCA
 
         k = min(2, Z.shape[1], len(Z))
         P = PCA(n_components=k, random_state=seed).fit_transform(Z)
         return np.pad(P, ((0, 0), (0, 2 - k))) if k < 2 else P
-    if method == "tsne":
-        from sklearn.manifold import TSNE
+    from sklearn.manifold import TSNE
 
-        perp = float(min(perplexity, max(1.0, (len(Z) - 1) / 3)))
-        return TSNE(n_components=2, perplexity=perp, init="pca", random_state=seed).fit_transform(Z)
-    raise ValueError(f"method={method!r}; expected 'pca' or 'tsne'.")
+    perp = float(min(perplexity, max(1.0, (len(Z) - 1) / 3)))
+    return TSNE(n_components=2, perplexity=perp, init="pca", random_state=seed).fit_transform(Z)
 
 
 def collapse_report(model: nn.Module, loaders, original: nn.Module | None = None,
                     device="cpu", k: int = 5) -> dict:
-    """Correlation-collapse numbers for one model (PAPER.md, "The problem").
+    """Correlation-collapse numbers for one model (docs/method.md §1).
 
     ``loaders`` is a :class:`dlfd.data.Loaders`. Probes are fit on retain (eval transform)
     embeddings and scored on test embeddings, so they measure label information that

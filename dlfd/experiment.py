@@ -1,9 +1,10 @@
 """The experiment plumbing the notebooks, the CLI and the benchmark share.
 
 :func:`prepare` turns (profile, seed, dataset) into a split, its data, and the original and
-retrained models (trained once, then reused from ``out_dir``). :func:`compare` runs
-unlearning methods on a prepared seed and evaluates every model with one report function,
-so that each notebook is a few calls.
+retrained models (trained once, then reused from ``out_dir``); the profile is adapted to the
+dataset by :func:`dlfd.profiles.get_profile`. :func:`compare` runs unlearning methods on a
+prepared seed and evaluates every model with one report function, so that each notebook is a
+few calls.
 """
 
 from __future__ import annotations
@@ -13,11 +14,17 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
-from . import data as D
 from .collapse import collapse_report
-from .metrics import accuracy, aggregate, evaluate
-from .profiles import DATASET_SPLITS, Profile, get_profile
+from .data import (ImageTensorDataset, Loaders, Manifest, SplitData, load_split_data,
+                   make_loaders, make_split, manifest_from_predefined)
+from .metrics import accuracy, evaluate
+from .profiles import Profile, get_profile
+from .reporting import aggregate
+from .source import Source
+from .sources import get_source
 from .train import TrainConfig, select_device, train_or_load
 from .unlearn import UnlearnData, UnlearnResult, unlearn
 
@@ -29,10 +36,10 @@ class Prepared:
     profile: Profile
     seed: int
     folder: Path
-    source: D.Source
-    manifest: D.Manifest
-    data: D.SplitData
-    loaders: D.Loaders
+    source: Source
+    manifest: Manifest
+    data: SplitData
+    loaders: Loaders
     original: nn.Module
     retrained: nn.Module
     original_meta: dict
@@ -53,39 +60,44 @@ class Prepared:
 
     def unlearn_data(self, batch_size: int | None = None) -> UnlearnData:
         """Loaders for unlearning: ``batch_size`` (default the profile's) makes one epoch
-        tens of steps on ORL (NOTES.md, item 3). The forget batch never exceeds the set."""
+        tens of steps (docs/method.md, §6 P3 "steps per epoch"). The forget batch never
+        exceeds the set."""
         bs = batch_size or self.profile.unlearn_batch_size
-        ld = D.make_loaders(self.data, bs, self.seed, augment=self.profile.augment)
+        ld = make_loaders(self.data, bs, self.seed, augment=self.profile.augment)
         n_forget = len(self.data.labels["forget"])
         forget = ld.forget_train
         if bs > n_forget:
-            forget = D.make_loaders(self.data, n_forget, self.seed,
-                                    augment=self.profile.augment).forget_train
+            forget = make_loaders(self.data, n_forget, self.seed,
+                                  augment=self.profile.augment).forget_train
         return UnlearnData(ld.retain_train, forget, ld.retain_eval, ld.forget_eval, ld.val,
                            self.data.num_classes, self.data.norm, self.original)
 
 
-def split_for(source: D.Source, profile: Profile, seed: int, forget: str = "random",
-              forget_ids=(), **split_overrides) -> D.Manifest:
-    """The profile's split protocol for ``source`` (or the dataset's own splits)."""
+def split_for(source: Source, profile: str | Profile, seed: int, forget: str = "random",
+              forget_ids=()) -> Manifest:
+    """The split protocol of ``profile``, adapted to ``source``'s dataset, for one seed (or
+    the dataset's own splits when it ships them).
+
+    The per-class counts come from :func:`dlfd.profiles.get_profile`, so the notebooks,
+    the CLI and the benchmark split a dataset alike (docs/method.md §3).
+    """
     if source.predefined:
-        return D.manifest_from_predefined(source)
-    kw = dict(n_train=profile.n_train, n_val=profile.n_val, n_test=profile.n_test,
-              forget_frac=profile.forget_frac)
-    kw.update(DATASET_SPLITS.get(source.name, {}))
-    kw.update(split_overrides)
-    return D.make_split(source, seed=seed, forget=forget, forget_ids=forget_ids, **kw)
+        return manifest_from_predefined(source)
+    profile = get_profile(profile, dataset=source.name)
+    return make_split(source, seed=seed, n_train=profile.n_train, n_val=profile.n_val,
+                      n_test=profile.n_test, forget=forget, forget_frac=profile.forget_frac,
+                      forget_ids=forget_ids)
 
 
-def load_seed(profile: Profile, seed: int, out_dir: str | Path, dataset: str = "orl",
-              dataset_root: str | None = None, forget: str = "random", forget_ids=(),
-              split_overrides: dict | None = None):
+def load_seed(profile: str | Profile, seed: int, out_dir: str | Path, dataset: str = "orl",
+              dataset_root: str | None = None, forget: str = "random", forget_ids=()):
     """(source, manifest, split data, run sub-folder) for one seed of a profile."""
-    source = D.get_source(dataset, dataset_root)
-    manifest = split_for(source, profile, seed, forget, forget_ids, **(split_overrides or {}))
+    profile = get_profile(profile, dataset=dataset)
+    source = get_source(dataset, dataset_root)
+    manifest = split_for(source, profile, seed, forget, forget_ids)
     tag = f"{dataset}_seed{seed}" + ("" if forget == "random" else
                                      "_forget_" + "-".join(str(i) for i in forget_ids))
-    split = D.load_split_data(source, manifest, profile.image_size)
+    split = load_split_data(source, manifest, profile.image_size)
     return source, manifest, split, Path(out_dir) / tag
 
 
@@ -97,22 +109,23 @@ def recipe(profile: Profile, seed: int) -> TrainConfig:
 
 def prepare(profile: str | Profile, seed: int, out_dir: str | Path, dataset: str = "orl",
             dataset_root: str | None = None, device: str = "auto", forget: str = "random",
-            forget_ids=(), progress: bool = True, overwrite: bool = False,
-            split_overrides: dict | None = None) -> Prepared:
+            forget_ids=(), progress: bool = True, overwrite: bool = False) -> Prepared:
     """Split, load, and train (or reuse) the original and retrained models for one seed.
 
-    Files go to ``out_dir/<tag>/``: ``manifest.csv``, ``original.pt``, ``retrained.pt``.
-    Existing files are reused only if they match (same split, arch and recipe); anything
-    else is an error unless ``overwrite`` is set.
+    ``profile`` is adapted to ``dataset`` (:func:`dlfd.profiles.get_profile`); the
+    returned :attr:`Prepared.profile` is the adapted one. Files go to ``out_dir/<tag>/``:
+    ``manifest.csv``, ``original.pt``, ``retrained.pt``. Existing files are reused only if
+    they match (same split, arch and recipe); anything else is an error unless
+    ``overwrite`` is set.
     """
-    profile = get_profile(profile) if isinstance(profile, str) else profile
+    profile = get_profile(profile, dataset=dataset)
     dev = select_device(device)
     source, manifest, split, folder = load_seed(profile, seed, out_dir, dataset, dataset_root,
-                                                forget, forget_ids, split_overrides)
+                                                forget, forget_ids)
     manifest.save(folder / "manifest.csv", overwrite=overwrite)
-    loaders = D.make_loaders(split, profile.batch_size, seed, augment=profile.augment)
+    loaders = make_loaders(split, profile.batch_size, seed, augment=profile.augment)
     cfg = recipe(profile, seed)
-    train_loader = torch.utils.data.DataLoader(
+    train_loader = DataLoader(
         split.train_dataset(augment=profile.augment), batch_size=cfg.batch_size, shuffle=True,
         generator=torch.Generator().manual_seed(seed))
     common = dict(arch=profile.arch, num_classes=split.num_classes, manifest_hash=manifest.hash,
@@ -158,8 +171,6 @@ def compare(prep: Prepared, runs, progress: bool = True,
     ``runs`` is a list of method names, or a dict label → (method, overrides) for variants
     such as the ablation; overrides go on top of :func:`method_config`.
     """
-    from tqdm.auto import tqdm
-
     runs = dict(runs) if isinstance(runs, dict) else {m: (m, {}) for m in runs}
     out = Comparison()
     ud = prep.unlearn_data()
@@ -175,7 +186,7 @@ def compare(prep: Prepared, runs, progress: bool = True,
 
 
 def summarize(comparisons: list[Comparison]) -> dict[str, dict]:
-    """Mean and std over seeds for every model label (PAPER.md defect 6)."""
+    """Mean and std over seeds for every model label (docs/method.md, §5 D6 "single runs")."""
     labels = list(dict.fromkeys(k for c in comparisons for k in c.records))
     return {k: aggregate([c.records[k] for c in comparisons if k in c.records]) for k in labels}
 
@@ -196,22 +207,26 @@ def forget_person(profile: str | Profile, person: int, seed: int, out_dir: str |
     ud = prep.unlearn_data()
     for m in methods:
         models[m] = unlearn(m, prep.original, ud, method_config(prep, m)).model
-    d = prep.data
-    held_x = torch.cat([d.images["val"], d.images["test"]])
-    held_y = torch.cat([d.labels["val"], d.labels["test"]])
-    others = d.labels["test"] != person
-
-    def acc(model, x, y):
-        if len(y) == 0:
-            return float("nan")
-        loader = torch.utils.data.DataLoader(D.ImageTensorDataset(x, y, d.norm), batch_size=256)
-        return accuracy(model, loader, prep.device)
-
+    data = prep.data
+    held_x = torch.cat([data.images["val"], data.images["test"]])
+    held_y = torch.cat([data.labels["val"], data.labels["test"]])
     mine = held_y == person
-    return {name: {"person_forget_acc": acc(m, d.images["forget"], d.labels["forget"]),
-                   "person_heldout_acc": acc(m, held_x[mine], held_y[mine]),
-                   "others_test_acc": acc(m, d.images["test"][others], d.labels["test"][others])}
-            for name, m in models.items()}
+    others = data.labels["test"] != person
+    groups = {"person_forget_acc": (data.images["forget"], data.labels["forget"]),
+              "person_heldout_acc": (held_x[mine], held_y[mine]),
+              "others_test_acc": (data.images["test"][others], data.labels["test"][others])}
+    return {name: {key: _accuracy_on(model, x, y, data, prep.device)
+                   for key, (x, y) in groups.items()}
+            for name, model in models.items()}
+
+
+def _accuracy_on(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, data: SplitData,
+                 device: torch.device) -> float:
+    """Accuracy on uint8 ``images`` (eval transform); NaN for an empty group."""
+    if len(labels) == 0:
+        return float("nan")
+    loader = DataLoader(ImageTensorDataset(images, labels, data.norm), batch_size=256)
+    return accuracy(model, loader, device)
 
 
 def write_report(out_dir: str | Path, sections: dict[str, str]) -> Path:

@@ -2,7 +2,7 @@
 
 Both expose ``embed(x)`` (the penultimate features, the input of the last linear layer) and
 ``head(z)`` (that last layer), with ``forward(x) == head(embed(x))``: later steps work in
-feature space (PAPER.md, "OT distance": φ is the logits or the penultimate embedding).
+feature space (docs/method.md §2.3: φ is the logits or the penultimate embedding).
 ``blocks()`` lists the parametrised stages from input to output, which CF-k and EU-k use to
 pick "the last k layers".
 """
@@ -14,6 +14,8 @@ from contextlib import contextmanager
 import torch
 import torch.nn as nn
 import torchvision
+
+from .checks import check_choice, check_int
 
 ARCHS = ("resnet18_mlp", "small_cnn")
 
@@ -75,16 +77,15 @@ class SmallCNN(_Embedder):
 
 def build_model(arch: str, num_classes: int, dropout: float = 0.0) -> nn.Module:
     """A fresh, randomly initialised network by name (see ``ARCHS``)."""
-    if not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes={num_classes!r}; expected an integer ≥ 2.")
+    num_classes = check_int("num_classes", num_classes, low=2)
+    check_choice("arch", arch, ARCHS)
     if arch == "resnet18_mlp":
         return ResNet18MLP(num_classes, dropout)
-    if arch == "small_cnn":
-        return SmallCNN(num_classes, dropout=dropout)
-    raise ValueError(f"arch={arch!r}; expected one of {ARCHS}.")
+    return SmallCNN(num_classes, dropout=dropout)
 
 
 def count_parameters(model: nn.Module) -> int:
+    """Number of parameters (trainable or not)."""
     return sum(p.numel() for p in model.parameters())
 
 

@@ -8,11 +8,15 @@ created (it carries a marker file) is cleared.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
 import time
 from pathlib import Path
+
+from .profiles import get_profile
+from .reporting import save_json
 
 NOTEBOOKS = ("01_train_original.ipynb", "02_correlation_collapse.ipynb",
              "03_feature_distancing_synthesizer.ipynb", "04_one_epoch_unlearning.ipynb")
@@ -30,8 +34,6 @@ def notebooks_dir() -> Path:
 def record(out_dir: str | Path, name: str, obj) -> Path:
     """Save one notebook's numbers as ``<out_dir>/metrics/<name>.json`` (atomic; a rerun of
     the notebook replaces its own file)."""
-    from .metrics import save_json
-
     return save_json(obj, Path(out_dir) / "metrics" / f"{name}.json", overwrite=True)
 
 
@@ -62,12 +64,17 @@ def prepare_run_folder(out: str | Path, force: bool = False) -> Path:
 def run_pipeline(out: str | Path, profile: str = "cpu", seed: int = 0, device: str = "auto",
                  dataset: str = "orl", force: bool = False, notebooks=NOTEBOOKS,
                  notebook_dir: str | Path | None = None, progress: bool = True) -> dict:
-    """Execute ``notebooks`` in order with papermill; returns the merged metrics."""
+    """Execute ``notebooks`` in order with papermill; returns the merged metrics.
+
+    Every notebook adapts ``profile`` to ``dataset`` with :func:`dlfd.profiles.get_profile`
+    (through :func:`dlfd.experiment.prepare`), as this job does first to check both names.
+    """
+    # fail fast on a bad profile or dataset name, before touching the folder
+    get_profile(profile, dataset=dataset)
+    # imported here, not at the top: papermill is slow to import, and record() above runs
+    # inside every notebook
     import papermill as pm
 
-    from .profiles import get_profile
-
-    get_profile(profile)  # fail fast on a bad name, before touching the folder
     src_dir = Path(notebook_dir) if notebook_dir else notebooks_dir()
     missing = [n for n in notebooks if not (src_dir / n).is_file()]
     if missing:
@@ -86,26 +93,27 @@ def run_pipeline(out: str | Path, profile: str = "cpu", seed: int = 0, device: s
 
 
 def main(argv=None) -> int:
-    import argparse
-
-    p = argparse.ArgumentParser(prog="python -m dlfd", description=__doc__)
-    sub = p.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run", help="execute the notebooks in order into a run folder")
-    r.add_argument("--profile", default="cpu", help="smoke | cpu | full (default cpu)")
-    r.add_argument("--out", default=None, help="run folder (default runs/<profile>)")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--device", default="auto")
-    r.add_argument("--dataset", default="orl")
-    r.add_argument("--force", action="store_true", help="replace an existing run folder")
-    r.add_argument("--only", nargs="*", default=None, help="run only these notebooks (prefixes)")
-    a = p.parse_args(argv)
-    out = a.out or os.path.join("runs", a.profile)
-    nbs = NOTEBOOKS if not a.only else tuple(n for n in NOTEBOOKS
-                                              if any(n.startswith(o) for o in a.only))
+    parser = argparse.ArgumentParser(prog="python -m dlfd", description=__doc__)
+    commands = parser.add_subparsers(dest="cmd", required=True)
+    run = commands.add_parser("run", help="execute the notebooks in order into a run folder")
+    run.add_argument("--profile", default="cpu", help="smoke | cpu | full (default cpu)")
+    run.add_argument("--out", default=None, help="run folder (default runs/<profile>)")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--device", default="auto")
+    run.add_argument("--dataset", default="orl",
+                     help="orl | fashion-mnist | ...; the profile is adapted to it")
+    run.add_argument("--force", action="store_true", help="replace an existing run folder")
+    run.add_argument("--only", nargs="*", default=None,
+                     help="run only these notebooks (prefixes)")
+    args = parser.parse_args(argv)
+    out = args.out or os.path.join("runs", args.profile)
+    notebooks = NOTEBOOKS if not args.only else tuple(
+        n for n in NOTEBOOKS if any(n.startswith(prefix) for prefix in args.only))
     try:
-        merged = run_pipeline(out, a.profile, a.seed, a.device, a.dataset, a.force, nbs)
+        merged = run_pipeline(out, args.profile, args.seed, args.device, args.dataset,
+                              args.force, notebooks)
     except (FileExistsError, FileNotFoundError, ValueError) as e:
-        p.exit(2, f"error: {e}\n")
+        parser.exit(2, f"error: {e}\n")
     print(f"Run folder: {Path(out).resolve()}")
     print(f"Wrote metrics.json with sections: {', '.join(sorted(merged))}")
     if (Path(out) / "report.md").exists():

@@ -69,6 +69,7 @@ def loss_histograms(member: np.ndarray, nonmember: np.ndarray, title: str = "", 
 
 
 def heatmap(matrix, title: str = "", ax=None, cmap: str = "viridis"):
+    """A matrix (tensor or array) as an image with a colour bar, e.g. a transport plan."""
     m = matrix.detach().cpu().numpy() if isinstance(matrix, torch.Tensor) else np.asarray(matrix)
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 3.5))

@@ -1,35 +1,44 @@
-"""Run profiles: one name fixes the model, image size, split protocol and budgets.
+"""Run profiles: one name fixes the model, image size, split protocol and budgets, and
+:func:`get_profile` adapts them to a dataset.
 
 ``smoke`` is for CI (seconds per notebook), ``cpu`` is the tutorial default on a laptop and
-``full`` is the paper's network for a GPU. How the split protocol was chosen is in README.md
-("The default protocol") and NOTES.md: few training images per person so the original
-model memorises, and a forget set large enough that the MIA is not pure noise.
+``full`` is the paper's network for a GPU. The profiles were designed on the embedded ORL
+faces: few training images per person so the original model memorises, and a forget set
+large enough that the MIA is not pure noise (README.md, "The default protocol";
+docs/method.md, §6 P1 "memorisation" and P2 "MIA noise"). :data:`DATASET_SETTINGS` holds
+what changes for the larger datasets; every entry point (``experiment.prepare``, the CLI,
+``dlfd.distributed``, ``benchmarks/unlearning.py``) goes through :func:`get_profile`.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
+from .checks import check_int, require
+from .sources import canonical_name
+
 
 @dataclass(frozen=True)
 class Profile:
     name: str
     arch: str
-    image_size: int
+    image_size: int        # pixels per side; the datasets' images are resized to it once
     epochs: int            # training epochs for the original and the retrained model
     lr: float
     batch_size: int        # training batch size
-    n_train: int           # training images per identity (class)
-    n_val: int             # validation images per identity
+    n_train: int           # per class; few, so the original memorises (docs/method.md §6 P1)
+    n_val: int             # per class; chooses τ and settings (docs/method.md §6 P4)
     forget_frac: float     # random-forgetting fraction of the training images
-    unlearn_batch_size: int  # one epoch of unlearning should be tens of steps (NOTES.md, 3)
-    seeds: int             # seeds that notebooks 02/04 average over
+    unlearn_batch_size: int  # one unlearning epoch is tens of steps (docs/method.md §6 P3)
+    seeds: int             # seeds that notebooks 02/04 average over (docs/method.md §5 D6)
     augment: bool = False  # flip augmentation weakens memorisation (chosen on val; README)
-    n_test: int | None = None  # None: the rest of each identity's images
+    n_test: int | None = None  # None: the rest of each class's images
     methods: tuple[str, ...] = ("finetune", "neggrad", "neggrad_plus", "cf_k", "eu_k",
                                 "random_labels", "unsir", "bad_teacher", "scrub", "salun")
     # method name -> config overrides, chosen on validation by benchmarks/tune.py
     method_configs: dict = field(default_factory=dict)
+    # the dataset get_profile adapted these settings to; None: not adapted yet
+    dataset: str | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -48,14 +57,6 @@ CPU_TUNED = {
     "dlfd": {"lr": 3e-4, "steps": 10, "step_size": 4 / 255, "tau": 0.1},
 }
 
-# Per-class counts for the larger datasets: the profiles' 3/1/rest suits ORL's 10 photos per
-# person, not 7,000 images per class. 200 training images per class keep the original model
-# memorising (NOTES.md, Fashion-MNIST table); 500 test images per class give a low-noise MIA.
-DATASET_SPLITS = {
-    "fashion-mnist": dict(n_train=200, n_val=100, n_test=500),
-    "cifar10": dict(n_train=200, n_val=100, n_test=500),
-}
-
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", "small_cnn", 32, epochs=20, lr=0.05, batch_size=32,
                      unlearn_batch_size=8, seeds=1, **_SPLIT,
@@ -68,9 +69,80 @@ PROFILES: dict[str, Profile] = {
                     method_configs=CPU_TUNED),
 }
 
+# Profile fields that change per dataset (every profile alike); the rest stay the profile's.
+# § numbers refer to docs/method.md.
+# The profiles' 3/1/rest split suits ORL's 10 photos per person, not 7,000 images per class.
+DATASET_SETTINGS: dict[str, dict] = {
+    "orl": {},  # the profiles were designed on it
+    "fashion-mnist": dict(
+        image_size=32,          # the garments are 28 px: a larger size only costs time
+        unlearn_batch_size=32,  # ~500 forget images: an epoch stays tens of steps (§6 P3)
+        n_train=200,            # 2,000 training images: the original memorises (§6 P5)
+        n_val=100,              # 1,000 validation images to choose τ and settings on (§6 P4)
+        n_test=500,             # 5,000 test images: a low-noise MIA (§6 P2)
+    ),
+    "cifar10": dict(n_train=200, n_val=100, n_test=500),  # as Fashion-MNIST, for the same reasons
+}
+# Classes of the datasets that take ``subsample`` (training images in all), to turn it into
+# ``n_train`` per class; ORL's split is per person and has no use for it.
+DATASET_CLASSES = {"fashion-mnist": 10, "cifar10": 10}
 
-def get_profile(name: str, **overrides) -> Profile:
-    """A profile by name, optionally with fields replaced (``get_profile("cpu", seeds=5)``)."""
-    if name not in PROFILES:
-        raise ValueError(f"profile={name!r}; expected one of {sorted(PROFILES)}.")
-    return replace(PROFILES[name], **overrides) if overrides else PROFILES[name]
+
+def _adapt(profile: Profile, dataset: str) -> Profile:
+    """``profile`` with ``dataset``'s settings, keeping any field a caller already changed
+    from the named profile (``get_profile("cpu", n_train=5)`` keeps its 5)."""
+    registered = PROFILES.get(profile.name)
+    settings = {k: v for k, v in DATASET_SETTINGS.get(dataset, {}).items()
+                if registered is None or getattr(profile, k) == getattr(registered, k)}
+    return replace(profile, dataset=dataset, **settings)
+
+
+def get_profile(name: str | Profile, dataset: str | None = None, subsample: int | None = None,
+                **overrides) -> Profile:
+    """A profile by name, adapted to a dataset, with fields replaced.
+
+    Parameters
+    ----------
+    name : str or Profile
+        ``"smoke"``, ``"cpu"`` or ``"full"``, or a profile (returned as is when it is
+        already adapted to ``dataset``).
+    dataset : str, optional
+        A dataset name or alias (:func:`dlfd.sources.canonical_name`); applies its
+        :data:`DATASET_SETTINGS`. A profile adapted to one dataset is refused for another.
+    subsample : int, optional
+        Training images in all, for the datasets in :data:`DATASET_CLASSES`:
+        ``n_train = max(2, subsample // classes)`` (docs/method.md, §6 P5 "Fashion-MNIST").
+    **overrides
+        Profile fields to replace, applied last.
+
+    Returns
+    -------
+    Profile
+
+    Examples
+    --------
+    >>> get_profile("cpu", seeds=5).seeds
+    5
+    >>> get_profile("cpu", dataset="fashion-mnist", subsample=500).n_train
+    50
+    """
+    if isinstance(name, Profile):
+        profile = name
+    else:
+        require(name in PROFILES, f"profile={name!r}; expected one of {sorted(PROFILES)}.")
+        profile = PROFILES[name]
+    if dataset is not None:
+        dataset = canonical_name(dataset)
+        if profile.dataset is None:
+            profile = _adapt(profile, dataset)
+        require(profile.dataset == dataset,
+                f"Profile {profile.name!r} was adapted to {profile.dataset!r}, not {dataset!r}; "
+                f"build it with get_profile({profile.name!r}, dataset={dataset!r}).")
+    if subsample is not None:
+        check_int("subsample", subsample, low=1)
+        require(profile.dataset in DATASET_CLASSES,
+                f"subsample={subsample!r} applies to {sorted(DATASET_CLASSES)}; the profile's "
+                f"dataset is {profile.dataset!r}.")
+        overrides = {"n_train": max(2, subsample // DATASET_CLASSES[profile.dataset]),
+                     **overrides}
+    return replace(profile, **overrides) if overrides else profile

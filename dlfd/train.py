@@ -1,16 +1,14 @@
 """One training recipe (SGD + momentum, cosine LR, weight decay, seed) and safe checkpoints.
 
 The same recipe trains the *original* model on R ∪ F and the *retrained* reference on R
-alone (PAPER.md, "Reference models"). Checkpoints carry the config and the split manifest's
-hash, are written atomically, are never overwritten unless asked, and load with
+alone (docs/method.md §3, reference models). Checkpoints carry the config and the split
+manifest's hash, are written atomically, are never overwritten unless asked, and load with
 ``weights_only=True``.
 """
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,8 +18,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
-from .metrics import accuracy
+from .checks import check_int, check_number, require
+from .fileio import atomic_write
+from .metrics import accuracy, top1_count
 from .models import build_model
 
 
@@ -41,8 +42,8 @@ def select_device(preference: str = "auto") -> torch.device:
             return torch.device("cuda")
         return torch.device("mps" if has_mps else "cpu")
     kind = pref.split(":")[0]
-    if kind not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"device={preference!r}; expected 'auto', 'cpu', 'cuda[:N]' or 'mps'.")
+    require(kind in ("cpu", "cuda", "mps"),
+            f"device={preference!r}; expected 'auto', 'cpu', 'cuda[:N]' or 'mps'.")
     if kind == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device={preference!r} was asked for, but CUDA is not available here. "
                            "Use device='auto' or 'cpu'.")
@@ -53,6 +54,8 @@ def select_device(preference: str = "auto") -> torch.device:
 
 @dataclass
 class TrainConfig:
+    """The training recipe; bad values are refused on construction."""
+
     epochs: int = 60
     lr: float = 0.05
     momentum: float = 0.9
@@ -61,12 +64,10 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ValueError(f"epochs={self.epochs!r}; expected a positive integer.")
-        if not self.lr > 0:
-            raise ValueError(f"lr={self.lr!r}; expected a positive number.")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch_size={self.batch_size!r}; expected a positive integer.")
+        # Validate only: the fields stay as given, since checkpoints compare asdict(config).
+        check_int("epochs", self.epochs, low=1)
+        check_number("lr", self.lr, low=0, strict=True)
+        check_int("batch_size", self.batch_size, low=1)
 
 
 @dataclass
@@ -80,6 +81,7 @@ class History:
 
 
 def make_sgd(params, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4):
+    """The recipe's optimiser: SGD with momentum and weight decay (the one SGD factory)."""
     return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
@@ -87,8 +89,6 @@ def train_model(model: nn.Module, loader: DataLoader, cfg: TrainConfig, device="
                 val_loader: DataLoader | None = None, progress: bool = True,
                 desc: str = "train") -> History:
     """Train ``model`` in place with the recipe; returns the per-epoch history."""
-    from tqdm.auto import tqdm
-
     device = torch.device(device)
     model.to(device)
     opt = make_sgd(model.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay)
@@ -109,7 +109,7 @@ def train_model(model: nn.Module, loader: DataLoader, cfg: TrainConfig, device="
             opt.step()
             sched.step()
             tot += loss.item() * len(y)
-            hit += (out.argmax(1) == y).sum().item()
+            hit += top1_count(out, y)
             n += len(y)
         hist.loss.append(tot / n)
         hist.acc.append(hit / n)
@@ -127,29 +127,16 @@ class CheckpointMismatchError(ValueError):
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, meta: dict, overwrite: bool = False) -> Path:
-    """Write ``{"state_dict", "meta"}`` atomically (temporary file, then rename).
+    """Write ``{"state_dict", "meta"}`` atomically, never over an existing file unless asked.
 
     ``meta`` must hold ``arch``, ``num_classes`` and ``manifest_hash`` and only plain Python
     values, so the file loads under ``weights_only=True``.
     """
-    path = Path(path)
     missing = {"arch", "num_classes", "manifest_hash"} - set(meta)
-    if missing:
-        raise ValueError(f"Checkpoint meta lacks {sorted(missing)}.")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; refusing to overwrite it. Pass overwrite=True "
-                              "or choose another path.")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    require(not missing, f"Checkpoint meta lacks {sorted(missing)}.")
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save({"state_dict": state, "meta": meta}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write(path, lambda tmp: torch.save({"state_dict": state, "meta": meta}, tmp),
+                        overwrite=overwrite)
 
 
 def load_checkpoint(path: str | Path, arch: str | None = None, num_classes: int | None = None,

@@ -1,4 +1,4 @@
-"""Baseline unlearning methods (PAPER.md, "Baselines the paper compares against").
+"""Baseline unlearning methods (docs/method.md#baselines: the methods DLFD is compared against).
 
 All runs use the seeded toy task from conftest (3 classes, 16×16, small_cnn, 60 retain /
 24 forget images), whose original has train loss ≈ 0.1 and test loss ≈ 0.7.
@@ -16,7 +16,7 @@ from dlfd.unlearn import REGISTRY, UnlearnConfig, get_method, make_config, unlea
 
 BASELINES = ("finetune", "neggrad", "neggrad_plus", "cf_k", "eu_k", "random_labels", "unsir",
              "bad_teacher", "scrub", "salun")
-REGISTERED = [n for n in REGISTRY if n in BASELINES]  # other engineers register e.g. "dlfd"
+REGISTERED = [n for n in REGISTRY if n in BASELINES]  # the registry also holds "dlfd"
 
 
 def _snapshot(model):
@@ -36,7 +36,7 @@ def test_every_baseline_is_registered_with_its_own_config():
     for name in BASELINES:
         m = get_method(name)
         assert issubclass(m.config_cls, UnlearnConfig) and m.doc, name
-        assert "PAPER.md" in m.doc, name
+        assert "docs/method.md" in m.doc, name
 
 
 @pytest.mark.parametrize("name", REGISTERED)

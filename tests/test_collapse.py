@@ -1,4 +1,4 @@
-"""Correlation collapse as numbers (PAPER.md, "The problem")."""
+"""Correlation collapse as numbers (docs/method.md §1)."""
 
 import copy
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import toy_loaders
+from helpers import toy_loaders
 from dlfd import collapse as C
 from dlfd.data import Loaders
 

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from dlfd.data import (SPLITS, Manifest, Normalization, SplitLeakError, content_hash, get_source,
-                       load_split_data, make_loaders, make_split, orl_root, orl_source,
-                       validate_manifest)
+from dlfd import sources
+from dlfd.data import (Manifest, Normalization, SplitLeakError, content_hash, get_source,
+                       load_split_data, make_loaders, make_split, validate_manifest)
+from dlfd.source import SPLITS
+from dlfd.sources import orl_root, orl_source
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +39,7 @@ def _by_split(m: Manifest) -> dict[str, set[str]]:
 
 def test_orl_identity_order_is_numeric(src):
     assert src.name == "orl" and get_source("orl").keys == src.keys
+    assert get_source is sources.get_source  # dlfd.data re-exports the one dispatch
     assert src.num_classes == 40
     assert src.class_names == [f"s{i}" for i in range(1, 41)]
     assert len(src.keys) == 400 and all(k.endswith(".pgm") for k in src.keys)
@@ -153,6 +156,7 @@ def test_manifest_save_refuses_to_overwrite_a_different_file(src, split, tmp_pat
     assert p.read_text() == before
     other.save(p, overwrite=True)
     assert Manifest.load(p).hash == other.hash
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["m.csv"]  # no temporary file left
     with pytest.raises(FileNotFoundError):
         Manifest.load(tmp_path / "nope.csv")
 

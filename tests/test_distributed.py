@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from dlfd import experiment
+from dlfd.distributed import main
 
 
 def test_torchrun_trains_references_that_prepare_reuses(tmp_path):
@@ -29,7 +30,5 @@ def test_torchrun_trains_references_that_prepare_reuses(tmp_path):
 
 
 def test_distributed_needs_torchrun():
-    from dlfd.distributed import main
-
     with pytest.raises(SystemExit):
         main(["--out", "x"])

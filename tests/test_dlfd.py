@@ -1,4 +1,4 @@
-"""The DLFD unlearning method (PAPER.md, "The method", steps 1–4) on the tiny toy task."""
+"""The DLFD unlearning method (docs/method.md §2.1–2.2, steps 1–4) on the tiny toy task."""
 
 from __future__ import annotations
 
@@ -6,20 +6,17 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from dlfd.unlearn import UnlearnData, get_method, make_config, unlearn
-from dlfd.unlearn import dlfd as dlfd_mod
-from dlfd.unlearn.dlfd import DLFDConfig
+from dlfd.synth import SynthConfig
+from dlfd.unlearn import UnlearnData, feature_distancing, get_method, make_config, monitor, unlearn
+from dlfd.unlearn.feature_distancing import DLFDConfig
 
 FAST = dict(steps=2, monitor_splits=2)
 
 
-def fresh_data(toy_data, **loader_kw) -> UnlearnData:
-    from tests.conftest import TOY_CLASSES, toy_loaders
-
-    ld = toy_loaders(toy_data, **loader_kw)
-    return UnlearnData(retain=ld.retain_train, forget=ld.forget_train, retain_eval=ld.retain_eval,
-                       forget_eval=ld.forget_eval, val=ld.val, num_classes=TOY_CLASSES,
-                       norm=toy_data.norm)
+@pytest.fixture
+def fresh_data(toy_unlearn_data):
+    """Factory: UnlearnData over fresh loaders, without the original (DLFD needs none)."""
+    return lambda: toy_unlearn_data(original=None)
 
 
 def snapshot(model):
@@ -36,8 +33,8 @@ def test_registered_with_paper_defaults():
     assert 0 < c.step_size < 0.1  # pixel units, a few /255
 
 
-def test_one_epoch_new_model_input_untouched_and_trace(toy_original, toy_data):
-    data = fresh_data(toy_data)
+def test_one_epoch_new_model_input_untouched_and_trace(toy_original, fresh_data):
+    data = fresh_data()
     before = snapshot(toy_original)
     res = unlearn("dlfd", toy_original, data, dict(FAST, tau=0.0))
     after = toy_original.state_dict()
@@ -64,21 +61,21 @@ def test_one_epoch_new_model_input_untouched_and_trace(toy_original, toy_data):
 
 
 @pytest.mark.parametrize("tau, expect", [(0.0, "all"), (0.5, "none"), (1.0, "none")])
-def test_threshold_extremes(toy_original, toy_data, tau, expect):
-    res = unlearn("dlfd", toy_original, fresh_data(toy_data), dict(FAST, tau=tau))
+def test_threshold_extremes(toy_original, fresh_data, tau, expect):
+    res = unlearn("dlfd", toy_original, fresh_data(), dict(FAST, tau=tau))
     flags = [r["synthesised"] for r in res.trace]
     assert all(flags) if expect == "all" else not any(flags)
     assert all(r["score"] is not None and 0 <= r["score"] <= 0.5 for r in res.trace)
 
 
-def test_not_dynamic_always_synthesises_without_monitoring(toy_original, toy_data):
-    res = unlearn("dlfd", toy_original, fresh_data(toy_data), dict(FAST, dynamic=False, tau=1.0))
+def test_not_dynamic_always_synthesises_without_monitoring(toy_original, fresh_data):
+    res = unlearn("dlfd", toy_original, fresh_data(), dict(FAST, dynamic=False, tau=1.0))
     assert all(r["synthesised"] for r in res.trace)
     assert all(r["score"] is None for r in res.trace)
     assert res.info["monitoring_seconds"] == 0.0 and res.info["monitor_calls"] == 0
 
 
-def test_dynamic_switching_follows_the_latest_estimate(toy_original, toy_data, monkeypatch):
+def test_dynamic_switching_follows_the_latest_estimate(toy_original, fresh_data, monkeypatch):
     """Scripted scores: synthesise while FS ≥ τ, plain CE below, resume when it rises."""
     scripted = iter([0.3, 0.1, 0.2, 0.05, 0.4, 0.4, 0.4])
     calls = []
@@ -87,8 +84,8 @@ def test_dynamic_switching_follows_the_latest_estimate(toy_original, toy_data, m
         calls.append(model.training)
         return {"score": next(scripted), "mia": 0.0, "val_acc": 0.0}
 
-    monkeypatch.setattr(dlfd_mod.ForgettingMonitor, "__call__", fake)
-    data = fresh_data(toy_data)  # 5 retain batches
+    monkeypatch.setattr(feature_distancing.ForgettingMonitor, "__call__", fake)
+    data = fresh_data()  # 5 retain batches
     res = unlearn("dlfd", toy_original, data, dict(FAST, tau=0.15, monitor_every=1))
     assert [r["score"] for r in res.trace] == [0.3, 0.1, 0.2, 0.05, 0.4]
     assert [r["synthesised"] for r in res.trace] == [True, False, True, False, True]
@@ -96,56 +93,56 @@ def test_dynamic_switching_follows_the_latest_estimate(toy_original, toy_data, m
     assert len(calls) == 1 + 4  # before batch 0, after batches 0-3, not after the last
 
 
-def test_monitor_uses_a_fixed_forget_subsample_against_validation(toy_original, toy_data,
+def test_monitor_uses_a_fixed_forget_subsample_against_validation(toy_original, fresh_data,
                                                                   monkeypatch):
     seen = []
-    real = dlfd_mod.mia_from_losses
+    real = monitor.mia_from_losses
 
     def spy(members, nonmembers, **kw):
         seen.append((len(members), len(nonmembers), kw))
         return real(members, nonmembers, **kw)
 
-    monkeypatch.setattr(dlfd_mod, "mia_from_losses", spy)
-    data = fresh_data(toy_data)
+    monkeypatch.setattr(monitor, "mia_from_losses", spy)
+    data = fresh_data()
     res = unlearn("dlfd", toy_original, data, dict(FAST, tau=0.0, monitor_every=2,
                                                    monitor_forget_n=10))
     assert len(seen) == 1 + (len(data.retain) - 1) // 2 == res.info["monitor_calls"]
     assert all(s == (10, len(data.val.dataset), {"seed": 0, "n_splits": 2}) for s in seen)
-    mon = dlfd_mod.ForgettingMonitor(data, make_config("dlfd", monitor_forget_n=10), "cpu")
-    mon2 = dlfd_mod.ForgettingMonitor(data, make_config("dlfd", monitor_forget_n=10), "cpu")
-    assert mon.forget.dataset.indices == mon2.forget.dataset.indices  # seeded, fixed
+    cfg = make_config("dlfd", monitor_forget_n=10)
+    first, second = (monitor.ForgettingMonitor(data, cfg, "cpu") for _ in range(2))
+    assert first.forget.dataset.indices == second.forget.dataset.indices  # seeded, fixed
 
 
-def test_use_ot_false_has_no_ot_part(toy_original, toy_data):
+def test_use_ot_false_has_no_ot_part(toy_original, fresh_data):
     """The switch equals a zero OT weight exactly (different code paths), and both differ
     from the default run, so the OT term really drives the synthesis when on."""
     kw = dict(FAST, dynamic=False, phi="embedding")
-    off = unlearn("dlfd", toy_original, fresh_data(toy_data), dict(kw, use_ot=False))
-    zero = unlearn("dlfd", toy_original, fresh_data(toy_data), dict(kw, w_ot=0.0))
-    on = unlearn("dlfd", toy_original, fresh_data(toy_data), kw)
+    off = unlearn("dlfd", toy_original, fresh_data(), dict(kw, use_ot=False))
+    zero = unlearn("dlfd", toy_original, fresh_data(), dict(kw, w_ot=0.0))
+    on = unlearn("dlfd", toy_original, fresh_data(), kw)
     s_off, s_zero, s_on = (r.model.state_dict() for r in (off, zero, on))
     assert all(torch.equal(s_off[k], s_zero[k]) for k in s_off)
     assert any(not torch.equal(s_off[k], s_on[k]) for k in s_off)
     assert [r["ce"] for r in off.trace] == [r["ce"] for r in zero.trace]
 
 
-def test_keep_best_restores_the_best_checkpoint(toy_original, toy_data, monkeypatch):
+def test_keep_best_restores_the_best_checkpoint(toy_original, fresh_data, monkeypatch):
     scripted = iter([(0.3, 0.5), (0.2, 0.9), (0.1, 0.6), (0.1, 0.7), (0.3, 0.5), (0.3, 0.5)])
 
     def fake(self, model):
         score, acc = next(scripted)
         return {"score": score, "mia": 0.5 + score, "val_acc": acc}
 
-    monkeypatch.setattr(dlfd_mod.ForgettingMonitor, "__call__", fake)
-    res = unlearn("dlfd", toy_original, fresh_data(toy_data),
+    monkeypatch.setattr(feature_distancing.ForgettingMonitor, "__call__", fake)
+    res = unlearn("dlfd", toy_original, fresh_data(),
                   dict(FAST, tau=0.0, monitor_every=2, keep_best=True))
     # Candidates: after batch 1 (0.9 − 0.2), after batch 3 (0.6 − 0.1), the last (0.7 − 0.1).
     assert res.info["best_batch"] == 1
     assert res.info["best_criterion"] == pytest.approx(0.7)
 
 
-def test_two_epochs_and_schedule(toy_original, toy_data):
-    data = fresh_data(toy_data)
+def test_two_epochs_and_schedule(toy_original, fresh_data):
+    data = fresh_data()
     res = unlearn("dlfd", toy_original, data, dict(FAST, epochs=2, dynamic=False))
     n = len(data.retain)
     assert len(res.trace) == 2 * n and [r["epoch"] for r in res.trace] == [0] * n + [1] * n
@@ -167,8 +164,16 @@ def test_two_epochs_and_schedule(toy_original, toy_data):
 def test_bad_config_raises_naming_the_field(kwargs, name):
     with pytest.raises(ValueError, match=name):
         make_config("dlfd", **kwargs)
-    with pytest.raises(ValueError, match=name):
+    with pytest.raises(ValueError, match=rf"^DLFDConfig\.{name}="):
         DLFDConfig(**kwargs)
+
+
+def test_synth_config_carries_the_dlfd_settings():
+    """One set of defaults: the synthesizer's are DLFD's, and DLFD passes its own on."""
+    assert make_config("dlfd").synth_config(0.0) == SynthConfig()
+    cfg = make_config("dlfd", steps=3, phi="embedding", eps_px=0.1, ot_on_clean=True)
+    assert cfg.synth_config(0.5) == SynthConfig(steps=3, phi="embedding", eps_px=0.1,
+                                                ot_on_clean=True, w_cls=0.5)
 
 
 class _Untouchable(Dataset):
@@ -181,8 +186,7 @@ class _Untouchable(Dataset):
         raise AssertionError("training started before the configuration was validated")
 
 
-def _data_with(forget_ds, toy_data, forget_bs=4):
-    base = fresh_data(toy_data)
+def _data_with(forget_ds, base: UnlearnData, forget_bs=4):
     return UnlearnData(retain=DataLoader(_Untouchable(), batch_size=4),
                        forget=DataLoader(forget_ds, batch_size=forget_bs,
                                          shuffle=len(forget_ds) > 0),
@@ -190,17 +194,17 @@ def _data_with(forget_ds, toy_data, forget_bs=4):
                        num_classes=base.num_classes, norm=base.norm)
 
 
-def test_bad_data_raises_before_training(toy_original, toy_data):
+def test_bad_data_raises_before_training(toy_original, fresh_data):
     x = torch.zeros(6, 3, 16, 16)
     y = torch.zeros(6, dtype=torch.long)
     empty = TensorDataset(x[:0], y[:0])
     with pytest.raises(ValueError, match="empty"):
-        unlearn("dlfd", toy_original, _data_with(empty, toy_data), FAST)
+        unlearn("dlfd", toy_original, _data_with(empty, fresh_data()), FAST)
     with pytest.raises(ValueError, match="batch_size=8"):
-        unlearn("dlfd", toy_original, _data_with(TensorDataset(x, y), toy_data, 8), FAST)
+        unlearn("dlfd", toy_original, _data_with(TensorDataset(x, y), fresh_data(), 8), FAST)
     # A wrong config object is refused before anything runs, too.
     with pytest.raises(ValueError, match="steps"):
-        unlearn("dlfd", toy_original, _data_with(TensorDataset(x, y), toy_data), {"steps": -3})
+        unlearn("dlfd", toy_original, _data_with(TensorDataset(x, y), fresh_data()), {"steps": -3})
     # The untouchable retain set is really untouchable.
     with pytest.raises(AssertionError, match="validated"):
-        unlearn("dlfd", toy_original, _data_with(TensorDataset(x, y), toy_data), FAST)
+        unlearn("dlfd", toy_original, _data_with(TensorDataset(x, y), fresh_data()), FAST)

@@ -4,6 +4,7 @@ import tomllib
 from pathlib import Path
 
 import yaml
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,8 +21,6 @@ def test_environment_matches_pyproject():
 
 
 def test_pyproject_admits_the_pinned_torch():
-    from packaging.requirements import Requirement
-
     deps = {Requirement(d).name: Requirement(d) for d in
             tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
     assert deps["torch"].specifier.contains("2.14.1")

@@ -1,5 +1,5 @@
 """The plumbing the notebooks share: compare/summarize, validation-only tuning, forget-person
-accuracies and the report, on the toy task from conftest (no ORL training needed)."""
+accuracies and the report, on the toy task from tests/helpers.py (no ORL training needed)."""
 
 import copy
 from pathlib import Path
@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 from dlfd import experiment, tuning
 from dlfd.profiles import get_profile
 
-from conftest import toy_loaders
+from helpers import toy_loaders
 
 
 class _Forbidden(Dataset):

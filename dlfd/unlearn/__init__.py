@@ -1,9 +1,17 @@
-"""Unlearning methods behind one signature; importing this package registers them all."""
+"""Unlearning methods behind one signature; importing this package registers them all.
+
+One module per method, each with its config and its loss in plain sight: the baselines
+(``finetune``, ``neggrad``, ``neggrad_plus``, ``cf_k``, ``eu_k``, ``random_labels``, ``unsir``,
+``bad_teacher``, ``scrub``, ``salun``) and DLFD (:mod:`.feature_distancing`, registered as
+``"dlfd"``). The loop they share is in :mod:`.base`.
+"""
 
 from .base import (REGISTRY, Method, UnlearnConfig, UnlearnData, UnlearnResult, get_method,
                    make_config, register, unlearn)
-from . import baselines  # noqa: F401  (registers the baselines)
-from . import dlfd  # noqa: F401  (registers DLFD)
+# Imported for their side effect: each module registers its method, in this order (the
+# registry's order, which listings follow).
+from . import finetune, cf_k, eu_k, neggrad, neggrad_plus, random_labels  # noqa: F401,I001
+from . import unsir, bad_teacher, scrub, salun, feature_distancing  # noqa: F401,I001
 
 __all__ = ["REGISTRY", "Method", "UnlearnConfig", "UnlearnData", "UnlearnResult", "get_method",
            "make_config", "register", "unlearn"]

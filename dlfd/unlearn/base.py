@@ -1,22 +1,39 @@
-"""The one signature every unlearning method shares, its result type and the registry.
+"""The one signature every unlearning method shares, its result type, the registry, and the
+update loop the baselines are built from.
 
 A method is ``fn(model, data, config) -> UnlearnResult``. It is registered with its config
 dataclass, and callers go through :func:`unlearn`, which hands the method a deep copy: the
 model a caller passes in is never mutated (and a test checks every registered method).
+
+Conventions the loop helpers below enforce for every baseline:
+
+* **Pairing**: methods that use R and F together walk one pass of R per epoch and draw the
+  next F batch each step (F cycles), like DLFD, so their step budgets are comparable
+  (:func:`paired`).
+* **Modes**: updates run in train mode (BatchNorm and dropout as in training); anything that
+  is not an update (a teacher, the noise search, the saliency) runs in eval mode so it does
+  not move BatchNorm statistics (docs/method.md, §5 D4 "BatchNorm mode").
+* **Steps** count optimiser steps on the model; ``trace`` holds one dict per step.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
+from ..checks import is_int, require, require_nonempty
 from ..data import Normalization
+from ..models import eval_mode
+from ..train import make_sgd, seed_everything, select_device
 
 
 @dataclass
@@ -38,15 +55,15 @@ class UnlearnData:
 
 @dataclass
 class UnlearnConfig:
-    """Knobs shared by all methods; each method subclasses it with its own."""
+    """Settings shared by all methods; each method subclasses it with its own."""
 
-    lr: float = 0.01
-    epochs: int = 1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    seed: int = 0
-    device: str = "cpu"
-    progress: bool = False
+    lr: float = 0.01            # SGD learning rate
+    epochs: int = 1             # passes over the method's main loader (DLFD's budget is one)
+    momentum: float = 0.9       # SGD momentum
+    weight_decay: float = 5e-4  # SGD weight decay
+    seed: int = 0               # seeds torch, NumPy, Python and the loaders' shuffles
+    device: str = "cpu"         # "auto", "cpu", "cuda[:N]" or "mps"
+    progress: bool = False      # a tqdm bar per loop
 
 
 @dataclass
@@ -102,14 +119,42 @@ def get_method(name: str) -> Method:
 
 def unlearn(name: str, model: nn.Module, data: UnlearnData,
             config: UnlearnConfig | dict | None = None) -> UnlearnResult:
-    """Run a registered method on a deep copy of ``model`` and time it."""
+    """Run a registered unlearning method on a deep copy of ``model`` and time it.
+
+    Parameters
+    ----------
+    name : str
+        A registered method: ``"dlfd"`` or one of the baselines (``sorted(REGISTRY)``).
+    model : torch.nn.Module
+        The original model. It is copied, never changed, and its mode is left as it was.
+    data : UnlearnData
+        The retain, forget and validation loaders (never the test split).
+    config : UnlearnConfig or dict or None
+        The method's config object, or overrides of its defaults (see :func:`make_config`).
+
+    Returns
+    -------
+    UnlearnResult
+        The unlearnt model in eval mode, the wall time of the method alone, the number of
+        optimiser steps, a per-step trace and method-specific ``info`` (with the config).
+
+    Examples
+    --------
+    >>> res = unlearn("finetune", original, data, {"lr": 1e-3, "seed": 0})  # doctest: +SKIP
+    >>> res.steps == len(data.retain)                                       # doctest: +SKIP
+    True
+
+    References
+    ----------
+    docs/method.md §3 (evaluation protocol: the run-time cost is ``seconds``) and §5 D6
+    "single runs" (the same seed gives the same model, so runs can be averaged over seeds).
+    """
     method = get_method(name)
     if config is None or isinstance(config, dict):
         config = make_config(name, **(config or {}))
     elif not isinstance(config, method.config_cls):
-        raise TypeError(f"{name} expects a {method.config_cls.__name__}, got {type(config).__name__}.")
-    from ..train import seed_everything, select_device
-
+        raise TypeError(f"{name} expects a {method.config_cls.__name__}, "
+                        f"got {type(config).__name__}.")
     device = select_device(config.device)
     config = replace(config, device=str(device))
     work = copy.deepcopy(model).to(device)
@@ -130,15 +175,166 @@ def unlearn(name: str, model: nn.Module, data: UnlearnData,
     return result
 
 
-def sgd(model: nn.Module, config: UnlearnConfig, params=None) -> torch.optim.SGD:
+# --------------------------------------------------------------------------- loop helpers
+
+
+def sgd(params, config: UnlearnConfig) -> torch.optim.SGD:
     """The optimiser every method uses unless its paper says otherwise."""
-    return torch.optim.SGD(params if params is not None else model.parameters(), lr=config.lr,
-                           momentum=config.momentum, weight_decay=config.weight_decay)
+    return make_sgd(params, config.lr, config.momentum, config.weight_decay)
 
 
-def cycle(loader: DataLoader):
+def cycle(loader: DataLoader, what: str = "forget"):
     """Endless iteration over a loader, reshuffling each pass (pairs forget with retain)."""
-    if len(loader) == 0:
-        raise ValueError("cycle() got an empty loader; the forget set must not be empty.")
+    require_nonempty(loader, what)  # an empty loader would make this loop forever
     while True:
         yield from loader
+
+
+def device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def passes(loader: DataLoader, epochs: int, device) -> Iterable[tuple]:
+    """(x, y) on ``device`` for ``epochs`` passes over ``loader``."""
+    for _ in range(epochs):
+        for x, y in loader:
+            yield x.to(device), y.to(device)
+
+
+def paired(data: UnlearnData, epochs: int, device) -> Iterable[tuple]:
+    """(x_r, y_r, x_f, y_f): each retain batch with the next forget batch (F cycles)."""
+    require_nonempty(data.forget, "forget")
+    forget = cycle(data.forget)
+    for x_r, y_r in passes(data.retain, epochs, device):
+        x_f, y_f = next(forget)
+        yield x_r, y_r, x_f.to(device), y_f.to(device)
+
+
+def optimize(model: nn.Module, opt: torch.optim.Optimizer, batches: Iterable[tuple],
+             loss_fn: Callable, trace: list[dict], *, phase: str | None = None,
+             train_mode: Callable[[], None] | None = None,
+             post_backward: Callable[[], None] | None = None, progress: bool = False) -> None:
+    """The one update loop: per batch, train mode → loss → backward → step → trace.
+
+    ``loss_fn(*batch)`` returns a scalar loss, or ``(loss, logs)`` with extra floats for the
+    trace. The mode is set *after* the batch is produced because a batch generator may run
+    the model in eval mode (UNSIR's noise search).
+    """
+    if progress:
+        batches = tqdm(batches, desc=phase or "unlearn", leave=False)
+    start = len(trace)
+    for batch in batches:
+        (train_mode or model.train)()
+        out = loss_fn(*batch)
+        loss, logs = out if isinstance(out, tuple) else (out, {})
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if post_backward is not None:
+            post_backward()
+        opt.step()
+        row = {"step": len(trace), "loss": loss.detach(), **logs}
+        if phase:
+            row["phase"] = phase
+        trace.append(row)
+    # Converted at the end, not per step: float() on a GPU tensor would wait for the device
+    # every step and inflate the method's wall time (docs/method.md §3).
+    for row in trace[start:]:
+        row.update({k: float(v) for k, v in row.items() if isinstance(v, torch.Tensor)})
+
+
+def result(name: str, model: nn.Module, trace: list[dict], **info) -> UnlearnResult:
+    return UnlearnResult(name, model, seconds=0.0, steps=len(trace), trace=trace, info=info)
+
+
+def ce_loss(model: nn.Module, sign: float = 1.0) -> Callable:
+    """``sign``·CE(f(x), y): +1 descends (fine-tuning, repair), −1 ascends (NegGrad)."""
+    def loss_fn(x, y):
+        ce = F.cross_entropy(model(x), y)
+        return sign * ce, {"ce": ce.detach()}
+
+    return loss_fn
+
+
+def ce_epochs(model, opt, loader, epochs, trace, config, *, sign=1.0, phase=None, **kw) -> None:
+    """``epochs`` passes of ±CE over one loader (fine-tune, NegGrad, CF-k, EU-k, repair)."""
+    optimize(model, opt, passes(loader, epochs, config.device), ce_loss(model, sign), trace,
+             phase=phase, progress=config.progress, **kw)
+
+
+def distill_kl(student_logits, teacher_logits, temperature: float) -> torch.Tensor:
+    """Per-sample KL(teacher ‖ student) at ``temperature`` T, times T² (Hinton et al.) so that
+    the gradient scale does not depend on T."""
+    log_s = F.log_softmax(student_logits / temperature, 1)
+    log_t = F.log_softmax(teacher_logits / temperature, 1)
+    return (log_t.exp() * (log_t - log_s)).sum(1) * (temperature * temperature)
+
+
+def reinit(module: nn.Module) -> None:
+    """Fresh initialisation of every sub-layer (BatchNorm also resets its running stats)."""
+    for sub in module.modules():
+        reset = getattr(sub, "reset_parameters", None)
+        if callable(reset):
+            reset()
+
+
+def teacher(data: UnlearnData, name: str, device) -> nn.Module:
+    """``data.original`` on ``device``; copied only if it lives elsewhere, never moved, so the
+    caller's object is left where it was."""
+    if data.original is None:
+        raise ValueError(f"{name} distils from the original model: set UnlearnData.original.")
+    original = data.original
+    want = torch.empty(0, device=device).device  # "cuda" → "cuda:0", comparable to a param's
+    return original if device_of(original) == want else copy.deepcopy(original).to(want)
+
+
+@contextlib.contextmanager
+def frozen(*teachers: nn.Module):
+    """Eval mode for teachers while a method runs (no BatchNorm updates), restored after,
+    because the teacher may be the caller's own model."""
+    with contextlib.ExitStack() as stack:
+        for t in teachers:
+            stack.enter_context(eval_mode(t))
+        yield
+
+
+# --------------------------------------------------------------------------- CF-k and EU-k
+
+
+@dataclass
+class LastKConfig(UnlearnConfig):
+    """CF-k / EU-k settings."""
+
+    k: int = 3  # how many of model.blocks(), counted from the output, train
+
+
+def train_last_k(name: str, model: nn.Module, data: UnlearnData, config: LastKConfig,
+                 reinitialise: bool) -> UnlearnResult:
+    """Train only the last ``k`` blocks on R with CE (CF-k), after re-initialising them
+    if ``reinitialise`` (EU-k); the trunk keeps its weights and BatchNorm statistics."""
+    blocks = model.blocks()
+    require(is_int(config.k) and 1 <= config.k <= len(blocks),
+            f"{name}: k={config.k!r}; expected 1..{len(blocks)} (the model's block count).")
+    live, trunk = blocks[-config.k:], blocks[:-config.k]
+    if reinitialise:
+        for block in live:
+            reinit(block)
+    params = [p for block in live for p in block.parameters()]
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    for block in trunk:
+        block.requires_grad_(False)  # no gradients through the frozen trunk: cheaper, same update
+
+    def train_mode():
+        # The trunk stays in eval mode: otherwise its BatchNorm statistics would still
+        # drift and the "frozen" trunk would change after all.
+        model.train()
+        for block in trunk:
+            block.eval()
+
+    trace: list[dict] = []
+    try:
+        ce_epochs(model, sgd(params, config), data.retain, config.epochs, trace, config,
+                  train_mode=train_mode)
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+    return result(name, model, trace, trained_blocks=len(live), reinitialised=reinitialise)

@@ -1,0 +1,94 @@
+"""The forgetting score on validation: a loss-MIA of the forget set against the validation
+split, shared by DLFD's dynamic forgetting (docs/method.md §2.2) and by hyperparameter
+selection (:mod:`dlfd.tuning`).
+
+Neither ever reads the test split (docs/method.md, §5 D3 "test-set selection").
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Subset
+
+from ..metrics import forgetting_score, mia_from_losses, predict, top1
+
+__all__ = ["forget_vs_val", "ForgettingMonitor"]
+
+
+def forget_vs_val(model: nn.Module, forget: DataLoader, val: DataLoader, device, *, seed: int,
+                  n_splits: int = 10) -> dict:
+    """Attack the model with forget samples as members and validation samples as non-members.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Evaluated in eval mode; its own mode is restored.
+    forget, val : DataLoader
+        Eval-transform loaders of the members (forget) and the non-members (validation).
+    device : torch.device or str
+    seed, n_splits : int
+        Passed to :func:`dlfd.metrics.mia_from_losses` (balanced loss-MIA, CV splits).
+
+    Returns
+    -------
+    dict
+        ``score`` = FS = |MIA − 0.5|, ``mia`` = the attack's accuracy, and ``val_acc``, the
+        validation accuracy that comes free with the validation losses.
+
+    References
+    ----------
+    docs/method.md §3 (MIA, FS) and §5 D3 "test-set selection", D5 "unbalanced MIA".
+    """
+    f_logits, f_y = predict(model, forget, device)
+    v_logits, v_y = predict(model, val, device)
+    attack = mia_from_losses(F.cross_entropy(f_logits, f_y, reduction="none").numpy(),
+                             F.cross_entropy(v_logits, v_y, reduction="none").numpy(),
+                             seed=seed, n_splits=n_splits)
+    return {"score": forgetting_score(attack.mean), "mia": attack.mean,
+            "val_acc": top1(v_logits, v_y)}
+
+
+def subsample(loader: DataLoader, n: int, seed: int) -> DataLoader:
+    """An ordered loader over a fixed, seeded subset of ``n`` of the loader's samples."""
+    dataset = loader.dataset
+    if n >= len(dataset):
+        indices = list(range(len(dataset)))
+    else:
+        generator = torch.Generator().manual_seed(seed)
+        indices = sorted(torch.randperm(len(dataset), generator=generator)[:n].tolist())
+    return DataLoader(Subset(dataset, indices), batch_size=loader.batch_size or 256,
+                      shuffle=False)
+
+
+class ForgettingMonitor:
+    """Cheap FS on fixed subsamples: forget_eval (members) vs val (non-members).
+
+    DLFD's dynamic forgetting (docs/method.md §2.2) with D3 "test-set selection" fixed:
+    validation split only, never test; a small fixed sample and few CV splits instead of a
+    full MIA after every batch, so that successive estimates differ because the model
+    changed, not the sample. Calling it returns :func:`forget_vs_val`'s dict.
+    """
+
+    def __init__(self, data, cfg, device):
+        self.device = device
+        self.seed = cfg.seed
+        self.n_splits = cfg.monitor_splits
+        self.forget = subsample(data.forget_eval, cfg.monitor_forget_n, cfg.seed)
+        self.val = (data.val if cfg.monitor_val_n is None
+                    else subsample(data.val, cfg.monitor_val_n, cfg.seed + 1))
+        self.seconds = 0.0
+        self.forward_passes = 0
+        self.calls = 0
+
+    def __call__(self, model: nn.Module) -> dict:
+        t0 = time.perf_counter()
+        estimate = forget_vs_val(model, self.forget, self.val, self.device, seed=self.seed,
+                                 n_splits=self.n_splits)
+        self.forward_passes += len(self.forget) + len(self.val)
+        self.seconds += time.perf_counter() - t0
+        self.calls += 1
+        return estimate
