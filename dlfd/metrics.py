@@ -7,7 +7,7 @@ seeds, tables and JSON files are in :mod:`dlfd.reporting`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from .checks import check_number, require
+from .checks import check_int, check_number, require
 from .models import eval_mode
 
 
@@ -146,6 +146,178 @@ def mia(model: nn.Module, forget: DataLoader, unseen: DataLoader, seed: int = 0,
                            per_sample_losses(model, unseen, device), seed, n_splits)
 
 
+# --------------------------------------------------------------------------- averaged loss-MIA
+
+
+@dataclass
+class AveragedMIA:
+    """The loss-MIA averaged over ``repeats`` balanced subsamples (see :func:`averaged_mia`).
+
+    ``mia`` is the mean CV accuracy over repeats, ``mia_se`` its standard error over repeats
+    (NaN for one repeat), ``auc`` the loss AUC on all members and all non-members ("lower loss
+    ⇒ member", as :class:`MIAResult`), ``values`` the per-repeat accuracies.
+    """
+
+    mia: float
+    mia_se: float
+    repeats: int
+    auc: float
+    n_members: int
+    n_nonmembers: int
+    values: list[float] = field(default_factory=list, repr=False)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def repeat_seeds(seed: int, repeats: int) -> list[int]:
+    """The seeds that :func:`averaged_mia` hands to each repeat.
+
+    Repeat 0 uses ``seed`` itself, so ``repeats=1`` reproduces
+    ``mia_from_losses(..., seed=seed)`` exactly. Later repeats draw their seeds from
+    ``numpy.random.SeedSequence([seed, r])``: evaluation seeds 0, 1, 2, … must not share
+    repeats (``seed + r`` would make seed 0's repeats 1–9 equal seed 1's repeats 0–8, and the
+    spread over evaluation seeds would look smaller than it is).
+
+    Parameters
+    ----------
+    seed : int
+        The evaluation seed (≥ 0).
+    repeats : int
+        Number of repeats (≥ 1).
+
+    Returns
+    -------
+    list of int
+
+    Examples
+    --------
+    >>> repeat_seeds(3, 1)
+    [3]
+    """
+    seed = check_int("seed", seed, low=0)
+    repeats = check_int("repeats", repeats, low=1)
+    return [seed] + [int(np.random.SeedSequence([seed, r]).generate_state(1)[0])
+                     for r in range(1, repeats)]
+
+
+def _losses(name: str, values) -> np.ndarray:
+    a = np.asarray(values, dtype=np.float64).ravel()
+    require(len(a) >= 2, f"{name} has {len(a)} value(s); the MIA needs at least 2 per side.")
+    require(bool(np.isfinite(a).all()), f"{name} contains non-finite losses; expected finite "
+                                        "per-sample losses.")
+    return a
+
+
+def averaged_mia(member_losses, nonmember_losses, repeats: int = 10, seed: int = 0,
+                 n_splits: int = 10) -> AveragedMIA:
+    """Balanced loss-MIA averaged over fresh balanced subsamples.
+
+    The single balanced MIA (:func:`mia_from_losses`) subsamples the larger side
+    once and scores one set of CV splits; with tens of forget samples its value moves by
+    ≈ 0.5/√n from one draw to the next (docs/method.md §6 P2 "MIA noise"). Here every repeat
+    draws a fresh balanced subsample (of the non-members, or of the members when they are
+    the larger side) and its own CV splits, by calling ``mia_from_losses`` with the seed
+    :func:`repeat_seeds` gives it; the mean over repeats removes the subsampling and split
+    noise, though not the noise of the finite forget set itself.
+
+    Parameters
+    ----------
+    member_losses, nonmember_losses : array-like
+        Per-sample losses of the members (forget set) and non-members (test set).
+    repeats : int
+        Number of subsamples (≥ 1).
+    seed : int
+        Evaluation seed; ``repeats=1`` gives exactly ``mia_from_losses(..., seed=seed)``.
+    n_splits : int
+        CV splits per repeat, passed to ``mia_from_losses``.
+
+    Returns
+    -------
+    AveragedMIA
+        ``mia`` (mean CV accuracy), ``mia_se`` (std over repeats, ddof = 1, / √repeats; NaN
+        for one repeat), ``auc`` (loss AUC on all samples, no subsampling), sample counts.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> r = averaged_mia(rng.normal(0, 1, 50), rng.normal(3, 1, 200), repeats=3)
+    >>> r.mia > 0.9
+    True
+
+    References
+    ----------
+    docs/method.md §3 (the MIA) and §5 D5 "unbalanced MIA".
+    """
+    from sklearn.metrics import roc_auc_score
+
+    m = _losses("member_losses", member_losses)
+    u = _losses("nonmember_losses", nonmember_losses)
+    n_splits = check_int("n_splits", n_splits, low=2)
+    values = [mia_from_losses(m, u, seed=s, n_splits=n_splits).mean
+              for s in repeat_seeds(seed, repeats)]
+    v = np.asarray(values)
+    se = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
+    y = np.concatenate([np.ones(len(m)), np.zeros(len(u))])
+    auc = float(roc_auc_score(y, -np.concatenate([m, u])))
+    return AveragedMIA(float(v.mean()), se, len(v), auc, len(m), len(u), [float(x) for x in v])
+
+
+@dataclass
+class MIASpread:
+    """Spread over evaluation seeds of the single and the averaged MIA (:func:`mia_spread`)."""
+
+    single_std: float
+    averaged_std: float
+    repeats: int
+    eval_seeds: list[int]
+    single: list[float] = field(repr=False)
+    averaged: list[float] = field(repr=False)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def mia_spread(member_losses, nonmember_losses, eval_seeds, repeats: int = 10,
+               n_splits: int = 10) -> MIASpread:
+    """How much the MIA of one fixed set of losses moves with the evaluation seed alone.
+
+    For every evaluation seed it computes the single MIA (``repeats=1``) and the averaged MIA
+    (``repeats`` repeats) of the same losses; the sample std (ddof = 1) of each over the
+    seeds is pure evaluation noise, since the model did not change. The ratio shows what
+    averaging buys (docs/method.md §6 P2 "MIA noise").
+
+    Parameters
+    ----------
+    member_losses, nonmember_losses : array-like
+        Per-sample losses, as for :func:`averaged_mia`.
+    eval_seeds : iterable of int
+        At least 2 distinct evaluation seeds.
+    repeats : int
+        Repeats of the averaged MIA (≥ 2).
+    n_splits : int
+        CV splits per repeat.
+
+    Returns
+    -------
+    MIASpread
+        ``single_std``, ``averaged_std`` and the per-seed values.
+
+    References
+    ----------
+    docs/method.md §6 P2 "MIA noise".
+    """
+    seeds = [check_int("eval_seeds[i]", s, low=0) for s in eval_seeds]
+    require(len(set(seeds)) >= 2 and len(set(seeds)) == len(seeds),
+            f"eval_seeds={seeds!r}; expected at least 2 distinct seeds.")
+    repeats = check_int("repeats", repeats, low=2)
+    single = [averaged_mia(member_losses, nonmember_losses, 1, s, n_splits).mia for s in seeds]
+    avg = [averaged_mia(member_losses, nonmember_losses, repeats, s, n_splits).mia
+           for s in seeds]
+    return MIASpread(float(np.std(single, ddof=1)), float(np.std(avg, ddof=1)), repeats, seeds,
+                     single, avg)
+
+
 def forgetting_score(mia_value: float) -> float:
     """FS = |MIA − 0.5|; 0 is best."""
     return abs(float(mia_value) - 0.5)
@@ -231,7 +403,7 @@ def _accuracies_and_losses(model: nn.Module, loaders, device) -> tuple[dict, dic
 
 def evaluate(model: nn.Module, loaders, *, retrained: nn.Module | None = None, seed: int = 0,
              device="cpu", seconds: float | None = None, retrain_seconds: float | None = None,
-             mia_splits: int = 10) -> dict:
+             mia_splits: int = 10, mia_repeats: int = 10) -> dict:
     """The full evaluation protocol for one model, as a flat dict of floats.
 
     Parameters
@@ -251,13 +423,18 @@ def evaluate(model: nn.Module, loaders, *, retrained: nn.Module | None = None, s
         Wall time of retraining; with ``seconds`` gives the RTE.
     mia_splits : int, default 10
         Cross-validation splits of the MIA.
+    mia_repeats : int, default 10
+        Balanced subsamples of the non-members that the MIA is averaged over
+        (:func:`averaged_mia`); 1 gives the single-subsample MIA of earlier versions.
 
     Returns
     -------
     dict
-        ``retain_acc``, ``forget_acc``, ``val_acc``, ``test_acc``; ``mia`` (mean balanced CV
-        accuracy), ``mia_std``, ``mia_auc``, ``mia_n`` (samples per side) with forget_eval as
-        members and test as non-members (:func:`mia_from_losses`); ``fs`` = |mia − 0.5|;
+        ``retain_acc``, ``forget_acc``, ``val_acc``, ``test_acc``; ``mia`` (balanced loss-MIA
+        averaged over ``mia_repeats`` subsamples, :func:`averaged_mia`), ``mia_se`` (its
+        standard error), ``mia_single`` (the first subsample alone), ``mia_auc`` (loss AUC on
+        all non-members), ``mia_n`` (samples per side), with forget_eval as members and test
+        as non-members; ``fs`` = |mia − 0.5|;
         ``nomus`` (λ = 0.5, on test accuracy). With ``retrained``: ``js_to_retrained`` and
         ``act_dist_to_retrained``, both on forget_eval, where a perfect unlearner matches the
         retrained model. With ``seconds``: ``seconds``, and ``rte`` = retrain_seconds /
@@ -274,9 +451,11 @@ def evaluate(model: nn.Module, loaders, *, retrained: nn.Module | None = None, s
     arXiv:2409.14747. docs/method.md §3 (MIA, FS, NoMUS, RTE, reference models).
     """
     out, losses = _accuracies_and_losses(model, loaders, device)
-    res = mia_from_losses(losses["forget"], losses["test"], seed=seed, n_splits=mia_splits)
-    out.update(mia=res.mean, mia_std=res.std, mia_auc=res.auc, mia_n=res.n_per_side)
-    out["fs"] = forgetting_score(res.mean)
+    res = averaged_mia(losses["forget"], losses["test"], repeats=mia_repeats, seed=seed,
+                       n_splits=mia_splits)
+    out.update(mia=res.mia, mia_se=res.mia_se, mia_single=res.values[0], mia_auc=res.auc,
+               mia_n=min(res.n_members, res.n_nonmembers), mia_repeats=res.repeats)
+    out["fs"] = forgetting_score(res.mia)
     out["nomus"] = nomus(out["test_acc"], out["fs"])
     if retrained is not None:
         out["js_to_retrained"] = js_divergence(model, retrained, loaders.forget_eval, device)

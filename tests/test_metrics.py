@@ -160,14 +160,19 @@ def test_evaluate_record(toy_data, toy_original):
     ld = toy_loaders(toy_data)
     rec = M.evaluate(toy_original, ld, retrained=copy.deepcopy(toy_original), seed=0,
                      seconds=2.0, retrain_seconds=10.0)
-    for k in ("retain_acc", "forget_acc", "val_acc", "test_acc", "mia", "mia_std", "mia_auc",
+    for k in ("retain_acc", "forget_acc", "val_acc", "test_acc", "mia", "mia_se", "mia_auc",
               "fs", "nomus", "js_to_retrained", "act_dist_to_retrained", "seconds", "rte"):
         assert k in rec and np.isfinite(rec[k]), k
     assert rec["retain_acc"] == pytest.approx(M.accuracy(toy_original, ld.retain_eval))
     assert rec["test_acc"] == pytest.approx(M.accuracy(toy_original, ld.test))
     assert rec["mia_n"] == min(len(ld.forget_eval.dataset), len(ld.test.dataset))
     direct = M.mia(toy_original, ld.forget_eval, ld.test, seed=0)
-    assert rec["mia"] == pytest.approx(direct.mean) and rec["mia_auc"] == pytest.approx(direct.auc)
+    assert rec["mia_single"] == pytest.approx(direct.mean)
+    assert rec["mia_auc"] == pytest.approx(direct.auc)
+    losses = [M.per_sample_losses(toy_original, ld.forget_eval), M.per_sample_losses(toy_original, ld.test)]
+    assert rec["mia"] == pytest.approx(M.averaged_mia(*losses, repeats=10, seed=0).mia)
+    one = M.evaluate(toy_original, ld, seed=0, mia_repeats=1)
+    assert one["mia"] == pytest.approx(direct.mean)
     assert rec["fs"] == pytest.approx(abs(rec["mia"] - 0.5))
     assert rec["nomus"] == pytest.approx(M.nomus(rec["test_acc"], rec["fs"]))
     assert rec["js_to_retrained"] == 0.0 and rec["act_dist_to_retrained"] == 0.0
