@@ -1,12 +1,22 @@
-"""Choose each method's unlearning settings for a profile on the VALIDATION split.
+"""Choose each method's unlearning settings for a profile and dataset on the VALIDATION split.
 
-    python benchmarks/tune.py --profile cpu --seeds 3 --out benchmarks/results
+    python benchmarks/tune.py --profile cpu --dataset orl --seeds 3 --out benchmarks/results
 
 For every method it runs a small grid on every seed, scores each config by the validation
 NoMUS (dlfd/tuning.py: validation accuracy and the forget-vs-validation MIA; the test split
-is never used) and prints the winners in the form of ``Profile.method_configs``. The chosen
-values are copied into dlfd/profiles.py by hand, with this script's output committed beside
-them, so that every default can be traced to a validation run.
+is never used, and ``selection="test"`` is refused) and writes
+``<out>/tune_<dataset>_<profile>.json``: the grid, the scores, the chosen settings and the
+mean seconds per method. The chosen values are copied into dlfd/profiles.py by hand, so that
+every default can be traced to a validation run.
+
+Budget. Every method tunes ``epochs`` together with ``lr``, up to an epoch cap that keeps a
+method's unlearning at most 1/10 of the retraining time: one unlearning epoch of a baseline
+costs about one training epoch of the retrained model (same data, fewer samples), so the cap
+is ``max(1, retraining epochs // 10)`` (4 for the cpu profile's 40 epochs). DLFD keeps its
+one epoch (docs/method.md §2): with K synthesis steps its epoch already costs K + 2
+forward/backward passes per batch. Its grid also has a constraint: the mean fraction of
+synthesised samples still classified as their label (``frac_correct``) must be ≥ 0.9 and the
+OT distance must rise in most synthesised batches (docs/method.md §2.1).
 """
 
 from __future__ import annotations
@@ -18,52 +28,101 @@ import time
 from pathlib import Path
 
 from dlfd import experiment
+from dlfd.fileio import atomic_write
 from dlfd.profiles import get_profile
 from dlfd.tuning import tune
 
-LRS = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
-SPACES = {
-    "finetune": {"lr": LRS},
-    "neggrad": {"lr": LRS},
-    "neggrad_plus": {"lr": LRS},
-    "cf_k": {"lr": LRS},
-    "eu_k": {"lr": LRS},
-    "random_labels": {"lr": LRS},
-    "unsir": {"lr": LRS},
-    "bad_teacher": {"lr": LRS},
-    "scrub": {"lr": LRS},
-    "salun": {"lr": LRS},
-    "dlfd": {"lr": [3e-4, 1e-3], "steps": [5, 10], "step_size": [1 / 255, 4 / 255],
-             "tau": [0.05, 0.1]},
-}
+DATASETS = ("orl", "fashion-mnist")
+LRS = [1e-4, 1e-3, 1e-2]
+BASELINES = ("finetune", "neggrad", "neggrad_plus", "cf_k", "eu_k", "random_labels", "unsir",
+             "bad_teacher", "scrub", "salun")
+METHODS = BASELINES + ("dlfd",)
+DLFD_SPACE = {"lr": [3e-4, 1e-3], "w_cls_start": [0.0, 0.5], "eps_px": [None, 8 / 255],
+              "step_size": [1 / 255, 4 / 255], "steps": [5, 10]}
+MIN_FRAC_CORRECT = 0.9  # DLFD's synthesised samples must stay correctly labelled
+MIN_OT_RISES = 0.5      # ... and move away from the forget batch in most batches
+
+
+def epoch_cap(profile) -> int:
+    """At most 1/10 of the retraining epochs, at least 1."""
+    return max(1, profile.epochs // 10)
+
+
+def epoch_grid(cap: int) -> list[int]:
+    """Up to three epoch budgets from 1 to the cap."""
+    return sorted({1, max(1, cap // 2), cap})
+
+
+def spaces(cap: int) -> dict[str, dict]:
+    """Each method's grid: lr × epochs (≤ 9 points) for the baselines, DLFD's own."""
+    base = {"lr": LRS, "epochs": epoch_grid(cap)}
+    return {**{m: dict(base) for m in BASELINES}, "dlfd": dict(DLFD_SPACE)}
+
+
+def derive(method: str):
+    """Overrides implied by a grid point: SCRUB's max passes cannot outnumber its epochs."""
+    if method == "scrub":
+        return lambda cfg: {"msteps": min(2, cfg["epochs"])}
+    return None
+
+
+def dlfd_ok(row: dict) -> bool:
+    return (row.get("frac_correct") is not None and row["frac_correct"] >= MIN_FRAC_CORRECT
+            and row.get("ot_rises") is not None and row["ot_rises"] >= MIN_OT_RISES)
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--profile", default="cpu")
+    p.add_argument("--dataset", default="orl", choices=DATASETS)
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--methods", nargs="*", default=list(SPACES))
+    p.add_argument("--methods", nargs="*", default=list(METHODS))
     p.add_argument("--runs", default="runs/tune", help="where the reference models are cached")
     p.add_argument("--out", default="benchmarks/results")
     p.add_argument("--device", default="auto")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing result file")
+    p.add_argument("--selection", default="last", choices=["last", "val", "test"],
+                   help="checkpoint selection of every run; 'test' is refused (it reads test)")
     a = p.parse_args(argv)
-    unknown = sorted(set(a.methods) - set(SPACES))
+    if a.selection == "test":
+        p.error("--selection test chooses checkpoints on the test set (docs/method.md §5 D3 "
+                "\"test-set selection\"); tuning reads validation only. Use 'last' or 'val'.")
+    unknown = sorted(set(a.methods) - set(METHODS))
     if unknown:
-        p.error(f"unknown method(s) {unknown}; choose from {sorted(SPACES)}")
-    profile = get_profile(a.profile)
-    preps = [experiment.prepare(profile, seed, f"{a.runs}_{profile.name}", device=a.device)
-             for seed in range(a.seeds)]
-    chosen, tables, t0 = {}, {}, time.perf_counter()
+        p.error(f"unknown method(s) {unknown}; choose from {sorted(METHODS)}")
+    profile = get_profile(a.profile, dataset=a.dataset)
+    cap = epoch_cap(profile)
+    space_of = spaces(cap)
+    path = Path(a.out) / f"tune_{a.dataset}_{profile.name}.json"
+    if path.exists() and not a.overwrite:
+        p.error(f"{path} exists; pass --overwrite to replace it")
+    preps = [experiment.prepare(profile, seed, f"{a.runs}_{profile.name}", dataset=a.dataset,
+                                device=a.device) for seed in range(a.seeds)]
+    chosen, tables, seconds, t0 = {}, {}, {}, time.perf_counter()
     for method in a.methods:
-        chosen[method], tables[method] = tune(preps, method, SPACES[method])
-        best = max(tables[method], key=lambda r: r["val_nomus"])
+        chosen[method], tables[method] = tune(
+            preps, method, space_of[method], base={"selection": a.selection},
+            derive=derive(method), eligible=dlfd_ok if method == "dlfd" else None)
+        best = max((r for r in tables[method] if r["eligible"]) or tables[method],
+                   key=lambda r: r["val_nomus"])
+        seconds[method] = {"chosen": best["seconds"],
+                           "grid_mean": sum(r["seconds"] for r in tables[method])
+                           / len(tables[method])}
         print(f"{method:14s} {chosen[method]}  val_nomus={best['val_nomus']:.3f} "
-              f"val_acc={best['val_acc']:.3f} mia_val={best['mia_val']:.3f}", flush=True)
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"tune_{profile.name}.json"
-    path.write_text(json.dumps(dict(profile=profile.name, seeds=a.seeds, chosen=chosen,
-                                    grid=tables, seconds=time.perf_counter() - t0), indent=2))
+              f"val_acc={best['val_acc']:.3f} mia_val={best['mia_val']:.3f} "
+              f"seconds={best['seconds']:.2f}", flush=True)
+    report = dict(profile=profile.name, dataset=a.dataset, seeds=a.seeds, selection=a.selection,
+                  epoch_cap=cap, epoch_cap_rule="max(1, retraining epochs // 10)",
+                  retrain_seconds=[prep.retrain_seconds for prep in preps],
+                  dlfd_constraint=dict(min_frac_correct=MIN_FRAC_CORRECT,
+                                       min_ot_rises=MIN_OT_RISES),
+                  spaces={m: space_of[m] for m in a.methods}, chosen=chosen, grid=tables,
+                  seconds=seconds, total_seconds=time.perf_counter() - t0)
+
+    def write(tmp):
+        Path(tmp).write_text(json.dumps(report, indent=2))
+
+    atomic_write(path, write, overwrite=a.overwrite)
     print(f"method_configs = {chosen!r}")
     print(f"wrote {path}")
     return 0

@@ -21,6 +21,10 @@ docs/method.md §5):
   clamp to [0, 1] (and, optionally, to an L∞ box of radius ``eps_px`` around the clean
   image), normalise again. ``step_size`` α and ``eps_px`` are in pixel units (1/255 is one
   grey level).
+* The public code's two other departures stay available as switches, for
+  :mod:`dlfd.unlearn.dlfd_public` only: ``clamp="normalised"`` clamps the *normalised* tensor
+  to [0, 1] (D2), and ``step_unit="normalised"`` lets δ and α live on the normalised tensor
+  (the paper's α = 0.4). ``eps_px`` stays in pixel units either way.
 * **Eval mode during synthesis** (D4 "BatchNorm mode"): BatchNorm uses and keeps its running
   statistics, dropout is off, and every submodule's previous mode is restored afterwards.
   The gradient is taken with ``torch.autograd.grad`` with respect to δ only, so parameters'
@@ -38,11 +42,14 @@ import torch.nn.functional as F
 from .checks import check_choice, check_int, check_number, is_int, require
 from .data import Normalization
 from .models import eval_mode
+from .metrics import top1
 from .ot import ot_loss
 
-__all__ = ["PHIS", "SynthConfig", "FeatureDistancingSynthesizer"]
+__all__ = ["PHIS", "CLAMPS", "STEP_UNITS", "SynthConfig", "FeatureDistancingSynthesizer"]
 
 PHIS = ("logits", "embedding")
+CLAMPS = ("pixel", "normalised")       # where Π clamps to [0, 1]; "normalised" is D2's bug
+STEP_UNITS = ("pixel", "normalised")   # the space δ lives in and α is measured in
 
 
 @dataclass
@@ -67,6 +74,8 @@ class SynthConfig:
     use_cls: bool = True          # ablation switch for the CE term
     ot_on_clean: bool = False     # D1 demo, keep False: OT on clean features gives δ no gradient
     detach_plan: bool = False     # passed to dlfd.ot.ot_loss: True stops the gradient at the plan
+    clamp: str = "pixel"          # "pixel", or "normalised": the public code's clamp (D2)
+    step_unit: str = "pixel"      # "pixel", or "normalised": δ and α on the normalised tensor
 
     def __post_init__(self):
         require(is_int(self.steps) and self.steps >= 0,
@@ -83,6 +92,8 @@ class SynthConfig:
         self.ot_tol = check_number("ot_tol", self.ot_tol, low=0)
         self.use_ot, self.use_cls = bool(self.use_ot), bool(self.use_cls)
         self.ot_on_clean, self.detach_plan = bool(self.ot_on_clean), bool(self.detach_plan)
+        check_choice("clamp", self.clamp, CLAMPS)
+        check_choice("step_unit", self.step_unit, STEP_UNITS)
 
 
 class FeatureDistancingSynthesizer:
@@ -151,14 +162,42 @@ class FeatureDistancingSynthesizer:
                        detach_plan=cfg.detach_plan)
 
     def project(self, p0: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
-        """Π on δ, in pixel space: the optional L∞ box, then p0 + δ ∈ [0, 1] (D2 fixed).
+        """Π on δ: the optional L∞ box (pixel units), then b0 + δ ∈ [0, 1] where ``clamp``
+        says (pixel space by default: D2 fixed). ``p0`` is the base b0 in ``step_unit``'s
+        space: pixels by default, the normalised tensor for ``step_unit="normalised"``.
 
         Projecting δ itself (rather than clamping x' inside the graph) keeps the gradient
         alive at saturated pixels and makes ``delta_linf`` the real perturbation.
         """
-        if self.config.eps_px is not None:
-            delta = delta.clamp(-self.config.eps_px, self.config.eps_px)
-        return (p0 + delta).clamp(0.0, 1.0) - p0
+        cfg = self.config
+        if cfg.step_unit == "pixel" and cfg.clamp == "pixel":  # DLFD's path, kept bit-exact
+            if cfg.eps_px is not None:
+                delta = delta.clamp(-cfg.eps_px, cfg.eps_px)
+            return (p0 + delta).clamp(0.0, 1.0) - p0
+        norm = self.norm
+        in_pixels = cfg.step_unit == "pixel"
+        to_px = (lambda t: t) if in_pixels else norm.to_pixels
+        from_px = (lambda t: t) if in_pixels else norm.from_pixels
+        x = p0 + delta
+        if cfg.eps_px is not None:
+            base = to_px(p0)
+            x = from_px(torch.min(torch.max(to_px(x), base - cfg.eps_px), base + cfg.eps_px))
+        if cfg.clamp == "pixel":
+            x = from_px(to_px(x).clamp(0.0, 1.0))
+        else:  # D2: the normalised tensor clamped to [0, 1], as the public code did
+            x = norm.from_pixels(x) if in_pixels else x
+            x = x.clamp(0.0, 1.0)
+            x = norm.to_pixels(x) if in_pixels else x
+        return x - p0
+
+    def _space(self, x_r: torch.Tensor):
+        """(b0, to_input): the base δ is added to, and the map from b0 + δ to the model's input."""
+        if self.config.step_unit == "normalised":
+            return x_r.detach(), (lambda t: t)
+        p0 = self.norm.to_pixels(x_r.detach())
+        if self.config.clamp == "pixel":
+            p0 = p0.clamp(0.0, 1.0)
+        return p0, self.norm.from_pixels
 
     def objective(self, phi_x, logits, y_r, phi_f, phi_clean, w_cls: float):
         """L = w_ot·OT(φ(x'), φ(x_f)) − w_cls·CE(f(x'), y_r); returns (L, the OT value or None)."""
@@ -183,7 +222,9 @@ class FeatureDistancingSynthesizer:
         ``w_cls`` overrides the config's weight for this call (DLFD's schedule, §2.2).
         Diagnostics, all floats: ``ot_before``/``ot_after`` = OT(φ(·), φ(x_f)) at Π(x_r) and
         at x'; ``ce_before``/``ce_after`` = CE(f(·), y_r) there; ``delta_linf`` = max |δ| and
-        ``delta_l2`` = mean over the batch of ‖δ_i‖₂, both in pixel units; ``w_cls``. With
+        ``delta_l2`` = mean over the batch of ‖δ_i‖₂ and ``delta_mean_abs`` = mean |δ|, all
+        in pixel units; ``frac_correct`` = the fraction of x' the model (in eval mode, as
+        during the synthesis) still classifies as y_r; ``w_cls``. With
         ``track``, ``ot_trace`` and ``ce_trace`` hold OT(φ(x'), φ(x_f)) and CE at each of the
         K + 1 iterates (for plots; it costs one extra OT solve per step).
         """
@@ -192,33 +233,39 @@ class FeatureDistancingSynthesizer:
                 f"x_r has {x_r.shape[0]} images but y_r has {y_r.shape[0]} labels.")
         require(x_r.shape[0] > 0 and x_f.shape[0] > 0,
                 "synthesize needs non-empty retain and forget batches.")
-        norm = self.norm
+        p0, to_input = self._space(x_r)
         with eval_mode(self.model):
             with torch.no_grad():
                 # The target distribution is fixed during the K steps: no gradient, one pass.
                 phi_f = self.outputs(x_f)[0]
-                p0 = norm.to_pixels(x_r.detach()).clamp(0.0, 1.0)
-                phi_clean = (self.outputs(norm.from_pixels(p0))[0] if self.config.ot_on_clean
-                             else None)
-            delta, before, trace = self._ascend(p0, y_r, phi_f, phi_clean, w_cls, track)
+                phi_clean = self.outputs(to_input(p0))[0] if self.config.ot_on_clean else None
+            delta, before, trace = self._ascend(p0, y_r, phi_f, phi_clean, w_cls, track,
+                                                to_input)
             with torch.no_grad():
-                x_syn = norm.from_pixels(p0 + delta)
+                x_syn = to_input(p0 + delta)
                 phi_x, logits = self.outputs(x_syn)
                 after = self._measure(phi_x, logits, y_r, phi_f, None)
+                # From the diagnostic pass that runs anyway: no extra forward pass.
+                frac_correct = top1(logits.detach(), y_r)
         if before is None:  # K = 0: x' = Π(x_r)
             before = after
-        return x_syn.detach(), self._diagnostics(delta, before, after, w_cls,
-                                                 trace + [after] if track else None)
+        if self.config.step_unit == "normalised":  # report δ in pixel units all the same
+            delta = self.norm.to_pixels(p0 + delta) - self.norm.to_pixels(p0)
+        diag = self._diagnostics(delta, before, after, w_cls, trace + [after] if track else None)
+        diag["frac_correct"] = frac_correct
+        return x_syn.detach(), diag
 
-    def _ascend(self, p0, y_r, phi_f, phi_clean, w_cls: float, track: bool):
+    def _ascend(self, p0, y_r, phi_f, phi_clean, w_cls: float, track: bool, to_input=None):
         """The K signed-gradient steps on δ. Returns δ, (OT, CE) at the first iterate (None
         when K = 0) and, with ``track``, (OT, CE) at every iterate."""
-        delta = torch.zeros_like(p0)
+        to_input = to_input or self.norm.from_pixels
+        # Π(b0): zero on DLFD's path; the normalised clamp already moves the clean batch.
+        delta = self.project(p0, torch.zeros_like(p0))
         before = None
         trace: list[tuple[float, float]] = []
         for _ in range(self.config.steps):
             delta.requires_grad_(True)
-            phi_x, logits = self.outputs(self.norm.from_pixels(p0 + delta))
+            phi_x, logits = self.outputs(to_input(p0 + delta))
             loss, ot_value = self.objective(phi_x, logits, y_r, phi_f, phi_clean, w_cls)
             if before is None:
                 before = self._measure(phi_x, logits, y_r, phi_f, ot_value)
@@ -245,7 +292,8 @@ class FeatureDistancingSynthesizer:
         d = delta.detach().flatten(1)
         diag = {"ot_before": before[0], "ot_after": after[0], "ce_before": before[1],
                 "ce_after": after[1], "delta_linf": float(d.abs().max()),
-                "delta_l2": float(d.norm(dim=1).mean()), "w_cls": float(w_cls)}
+                "delta_l2": float(d.norm(dim=1).mean()),
+                "delta_mean_abs": float(d.abs().mean()), "w_cls": float(w_cls)}
         if trace is not None:
             diag["ot_trace"] = [t[0] for t in trace]
             diag["ce_trace"] = [t[1] for t in trace]

@@ -3,12 +3,14 @@
 
 The selection score mirrors NoMUS with the validation split in the test split's place:
 ``val_nomus = λ·val_acc + (1 − λ)·(1 − 2·|MIA(forget vs val) − 0.5|)``. The test split is never
-touched, so the numbers the notebooks report on test stay honest.
+touched, so the numbers the notebooks report on test stay honest; for the same reason a
+config with ``selection="test"`` is refused.
 """
 
 from __future__ import annotations
 
 import itertools
+from typing import Callable
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -27,27 +29,61 @@ def val_record(model, prep, lam: float = 0.5) -> dict:
                 val_nomus=nomus(attack["val_acc"], attack["score"], lam))
 
 
+def run_record(res) -> dict:
+    """The run's own numbers: its wall time, and for DLFD the synthesis diagnostics (the mean
+    fraction of synthesised samples still classified as their label, and the fraction of
+    synthesised batches whose OT distance to the forget batch rose)."""
+    rec = {"seconds": float(res.seconds)}
+    synthesised = [r for r in res.trace if r.get("synthesised")]
+    if "frac_correct_mean" in res.info:
+        rec["frac_correct"] = res.info["frac_correct_mean"]
+        rec["ot_rises"] = (float(np.mean([r["ot_after"] > r["ot_before"] for r in synthesised]))
+                           if synthesised else None)
+    return rec
+
+
 def grid(space: dict[str, list]) -> list[dict]:
     """Every combination of a {knob: [values]} space."""
     keys = list(space)
     return [dict(zip(keys, vals)) for vals in itertools.product(*(space[k] for k in keys))]
 
 
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
 def tune(preps, method: str, space: dict[str, list], base: dict | None = None,
-         progress: bool = True) -> tuple[dict, list[dict]]:
+         progress: bool = True, derive: Callable[[dict], dict] | None = None,
+         eligible: Callable[[dict], bool] | None = None) -> tuple[dict, list[dict]]:
     """Run ``method`` for every config of ``space`` on every prepared seed; pick the config
-    with the best mean validation NoMUS. Returns (best overrides, all rows)."""
+    with the best mean validation NoMUS. Returns (best overrides, all rows).
+
+    ``derive(cfg)`` returns extra overrides that follow from a grid point (SCRUB's
+    ``msteps ≤ epochs``, say). ``eligible(row)`` filters the rows the winner may come from
+    (each row gets ``eligible``); if none is, the best of all rows wins. Every row carries the
+    mean of :func:`val_record` and :func:`run_record` over the seeds.
+    """
+    configs = [{**(base or {}), **cfg} for cfg in grid(space)]
+    for cfg in configs:
+        if cfg.get("selection") == "test":
+            raise ValueError(f"tune({method!r}): selection='test' chooses checkpoints on the "
+                             "test set (docs/method.md §5 D3 \"test-set selection\"); tuning "
+                             "reads validation only. Use selection='val' or 'last'.")
     rows = []
-    for cfg in tqdm(grid(space), desc=f"tune {method}", disable=not progress, leave=False):
+    for point, cfg in tqdm(list(zip(grid(space), configs)), desc=f"tune {method}",
+                           disable=not progress, leave=False):
+        overrides = {**cfg, **(derive(cfg) if derive else {})}
         records = []
         for prep in preps:
-            overrides = {**(base or {}), **cfg}
             res = unlearn(method, prep.original, prep.unlearn_data(),
                           method_config(prep, method, overrides))
-            records.append(val_record(res.model, prep))
-        row = dict(cfg)
+            records.append({**val_record(res.model, prep), **run_record(res)})
+        row = dict(point)
         for k in records[0]:
-            row[k] = float(np.mean([r[k] for r in records]))
+            row[k] = _mean([r.get(k) for r in records])
+        row["eligible"] = bool(eligible(row)) if eligible else True
         rows.append(row)
-    best = max(rows, key=lambda r: r["val_nomus"])
+    pool = [r for r in rows if r["eligible"]] or rows
+    best = max(pool, key=lambda r: r["val_nomus"])
     return {k: best[k] for k in space}, rows

@@ -10,7 +10,8 @@ from dlfd.synth import SynthConfig
 from dlfd.unlearn import UnlearnData, feature_distancing, get_method, make_config, monitor, unlearn
 from dlfd.unlearn.feature_distancing import DLFDConfig
 
-FAST = dict(steps=2, monitor_splits=2)
+# No monitoring budget: which estimates run would otherwise depend on the machine's speed.
+FAST = dict(steps=2, monitor_splits=2, monitor_budget=None)
 
 
 @pytest.fixture
@@ -53,10 +54,14 @@ def test_one_epoch_new_model_input_untouched_and_trace(toy_original, fresh_data)
     assert info["n_synthesised"] == n and info["monitoring_seconds"] > 0
     assert info["synthesis_seconds"] > 0 and not res.model.training
     # Passes: per synthesised batch K forward+backward, φ(x_f) and a diagnostic pass; one
-    # update each; the monitor reads one forget and one val batch per call.
+    # update each; the monitor runs one batched pass over both subsamples per call.
     calls = 1 + (n - 1) // FAST.get("monitor_every", 5)  # none after the last batch
     assert info["monitor_calls"] == calls
-    assert info["forward_passes"] == n * (FAST["steps"] + 2) + n + 2 * calls
+    assert info["forward_passes"] == n * (FAST["steps"] + 2) + n + calls
+    # Correctly labelled samples and perturbation size, per batch and as means.
+    assert all(0.0 <= r["frac_correct"] <= 1.0 and r["delta_linf"] > 0 for r in res.trace)
+    assert info["frac_correct_mean"] == pytest.approx(sum(r["frac_correct"] for r in res.trace) / n)
+    assert info["linf_mean"] == pytest.approx(sum(r["delta_linf"] for r in res.trace) / n)
     assert info["backward_passes"] == n * FAST["steps"] + n
 
 
@@ -86,11 +91,65 @@ def test_dynamic_switching_follows_the_latest_estimate(toy_original, fresh_data,
 
     monkeypatch.setattr(feature_distancing.ForgettingMonitor, "__call__", fake)
     data = fresh_data()  # 5 retain batches
-    res = unlearn("dlfd", toy_original, data, dict(FAST, tau=0.15, monitor_every=1))
+    res = unlearn("dlfd", toy_original, data, dict(FAST, tau=0.15, monitor_every=1,
+                                                   monitor_smoothing=1))
     assert [r["score"] for r in res.trace] == [0.3, 0.1, 0.2, 0.05, 0.4]
     assert [r["synthesised"] for r in res.trace] == [True, False, True, False, True]
     assert [r["ot_before"] is None for r in res.trace] == [False, True, False, True, False]
     assert len(calls) == 1 + 4  # before batch 0, after batches 0-3, not after the last
+
+
+def test_switching_compares_tau_with_the_mean_of_the_last_two(toy_original, fresh_data,
+                                                              monkeypatch):
+    """The default smoothing: one noisy low estimate does not switch synthesis off."""
+    scripted = iter([0.3, 0.1, 0.2, 0.05, 0.4, 0.4])
+
+    def fake(self, model):
+        return {"score": next(scripted), "mia": 0.0, "val_acc": 0.0}
+
+    monkeypatch.setattr(feature_distancing.ForgettingMonitor, "__call__", fake)
+    res = unlearn("dlfd", toy_original, fresh_data(), dict(FAST, tau=0.15, monitor_every=1))
+    assert [r["score"] for r in res.trace] == pytest.approx([0.3, 0.2, 0.15, 0.125, 0.225])
+    assert [r["synthesised"] for r in res.trace] == [True, True, True, False, True]
+
+
+def test_monitor_budget_defers_estimates(toy_original, fresh_data, monkeypatch):
+    """An estimate that would take the monitor over its share of the run's time waits."""
+    def costly(self, model):
+        self.seconds += 100.0  # pretend each estimate took 100 s
+        self.calls += 1
+        return {"score": 0.3, "mia": 0.8, "val_acc": 0.5}
+
+    monkeypatch.setattr(feature_distancing.ForgettingMonitor, "__call__", costly)
+    capped = unlearn("dlfd", toy_original, fresh_data(),
+                     dict(FAST, tau=0.0, monitor_every=1, monitor_budget=0.1))
+    assert capped.info["monitor_calls"] == 1 and capped.info["monitor_deferred"] == 1
+    free = unlearn("dlfd", toy_original, fresh_data(),
+                   dict(FAST, tau=0.0, monitor_every=1, monitor_budget=None))
+    assert free.info["monitor_calls"] == 5 and free.info["monitor_deferred"] == 0
+
+
+def test_monitor_batched_pass_equals_the_loader_pass(toy_original, fresh_data):
+    data = fresh_data()
+    cfg = make_config("dlfd", monitor_forget_n=10, monitor_val_n=12, monitor_splits=2)
+    mon = monitor.ForgettingMonitor(data, cfg, "cpu")
+    direct = monitor.forget_vs_val(toy_original, mon.forget, mon.val, "cpu", seed=0, n_splits=2)
+    assert mon(toy_original) == pytest.approx(direct)
+    assert mon(toy_original) == pytest.approx(direct)  # from the cached tensors
+
+
+@pytest.mark.parametrize("mode", ["train", "frozen"])
+def test_bn_updates(toy_original, fresh_data, mode):
+    """"frozen": train-mode forward, running statistics untouched (momentum restored)."""
+    res = unlearn("dlfd", toy_original, fresh_data(), dict(FAST, dynamic=False, bn_updates=mode))
+    new, old = res.model.state_dict(), toy_original.state_dict()
+    stats = [k for k in new if "running_" in k]
+    assert stats
+    assert all(torch.equal(new[k], old[k]) for k in stats) == (mode == "frozen")
+    assert any(not torch.equal(new[k], old[k]) for k in new if k not in stats)
+    momenta = {m.momentum for m in res.model.modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    assert momenta == {m.momentum for m in toy_original.modules()
+                       if isinstance(m, torch.nn.BatchNorm2d)}
 
 
 def test_monitor_uses_a_fixed_forget_subsample_against_validation(toy_original, fresh_data,
@@ -160,6 +219,9 @@ def test_two_epochs_and_schedule(toy_original, fresh_data):
     ({"ot_iters": 0}, "ot_iters"), ({"step_size": -1 / 255}, "step_size"),
     ({"eps_px": 0.0}, "eps_px"), ({"monitor_forget_n": 1}, "monitor_forget_n"),
     ({"epochs": 0}, "epochs"), ({"w_ot": float("inf")}, "w_ot"),
+    ({"bn_updates": "off"}, "bn_updates"), ({"selection": "best"}, "selection"),
+    ({"monitor_smoothing": 0}, "monitor_smoothing"), ({"clamp": "none"}, "clamp"),
+    ({"step_unit": "px"}, "step_unit"), ({"monitor_budget": 0.0}, "monitor_budget"),
 ])
 def test_bad_config_raises_naming_the_field(kwargs, name):
     with pytest.raises(ValueError, match=name):

@@ -160,3 +160,21 @@ def test_bad_call_arguments(model, batches):
         s.synthesize(xr, yr, xf, w_cls=-1.0)
     with pytest.raises(ValueError, match="labels"):
         s.synthesize(xr, yr[:3], xf)
+
+
+def test_frac_correct_matches_a_direct_recount(model, toy_data, batches):
+    """Counted from the diagnostic pass's logits; recounted here in eval mode (the mode the
+    synthesis runs in) on the returned x'."""
+    xr, yr, xf = batches
+    s = Synth(model, toy_data.norm, SynthConfig(steps=8, step_size=16 / 255))
+    for w_cls in (0.0, 1.0):
+        x_syn, diag = s.synthesize(xr, yr, xf, w_cls=w_cls)
+        with torch.no_grad():
+            recount = (model.eval()(x_syn).argmax(1) == yr).float().mean().item()
+        assert diag["frac_correct"] == pytest.approx(recount)
+        d = (toy_data.norm.to_pixels(x_syn) - toy_data.norm.to_pixels(xr).clamp(0, 1)).flatten()
+        assert diag["delta_linf"] == pytest.approx(float(d.abs().max()), abs=1e-5)
+        assert diag["delta_mean_abs"] == pytest.approx(float(d.abs().mean()), abs=1e-5)
+    passes = s.forward_passes
+    s.synthesize(xr, yr, xf)
+    assert s.forward_passes - passes == 8 + 2  # K steps, φ(x_f), the diagnostic pass

@@ -51,5 +51,5 @@ def bad_teacher(model: nn.Module, data: UnlearnData, config: BadTeacherConfig) -
     trace: list[dict] = []
     with frozen(competent, incompetent):
         optimize(model, sgd(model.parameters(), config), paired(data, config.epochs, device),
-                 loss_fn, trace, progress=config.progress)
+                 loss_fn, trace, progress=config.progress, selector=data.selector)
     return result("bad_teacher", model, trace)

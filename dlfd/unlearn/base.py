@@ -30,10 +30,14 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ..checks import is_int, require, require_nonempty
+from ..checks import check_choice, is_int, require, require_nonempty
 from ..data import Normalization
+from ..metrics import nomus
 from ..models import eval_mode
 from ..train import make_sgd, seed_everything, select_device
+from .monitor import forget_vs_val
+
+SELECTIONS = ("last", "val", "test")
 
 
 @dataclass
@@ -51,6 +55,12 @@ class UnlearnData:
     num_classes: int
     norm: Normalization = field(default_factory=Normalization)
     original: nn.Module | None = None  # the trained model, for teacher-based methods
+    # Non-members for ``selection="test"`` only (the test split, or half of it for a held-out
+    # check): the public code's protocol, which leaks the test set (docs/method.md §5 D3).
+    selection_test: DataLoader | None = None
+    # Set by unlearn() from ``config.selection``; methods hand it to optimize() (or call its
+    # after_step themselves) and never build one.
+    selector: "StepSelector | None" = None
 
 
 @dataclass
@@ -64,6 +74,10 @@ class UnlearnConfig:
     seed: int = 0               # seeds torch, NumPy, Python and the loaders' shuffles
     device: str = "cpu"         # "auto", "cpu", "cuda[:N]" or "mps"
     progress: bool = False      # a tqdm bar per loop
+    selection: str = "last"     # "last", "val" or "test" (leaks the test set): see StepSelector
+
+    def __post_init__(self):
+        check_choice(f"{type(self).__name__}.selection", self.selection, SELECTIONS)
 
 
 @dataclass
@@ -164,15 +178,104 @@ def unlearn(name: str, model: nn.Module, data: UnlearnData,
     for offset, loader in enumerate((data.retain, data.forget), start=1):
         if getattr(loader, "generator", None) is not None:
             loader.generator.manual_seed(config.seed * 1000 + offset)
+    selector = StepSelector(data, config, device)
+    data = replace(data, selector=selector)
     t0 = time.perf_counter()
     result = method.fn(work, data, config)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    result.seconds = time.perf_counter() - t0
+    result.info.update(selector.finish(result.model))
+    # The method's own cost: selection is the caller's protocol, timed apart (§5 D3).
+    result.seconds = time.perf_counter() - t0 - selector.seconds
     result.name = name
     result.info.setdefault("config", asdict(config))
     result.model.eval()
     return result
+
+
+class StepSelector:
+    """Checkpoint selection over a run's optimiser steps, shared by every method.
+
+    ``selection="last"`` keeps the final model and costs nothing. ``"val"`` scores the model
+    after every optimiser step with the validation NoMUS, 0.5·acc + 0.5·(1 − 2·FS), where
+    acc is the accuracy on ``data.val`` and FS the forget-vs-validation forgetting score
+    (:func:`dlfd.unlearn.monitor.forget_vs_val`), and keeps the best step's weights.
+    ``"test"`` does the same with ``data.selection_test`` in the validation split's place:
+    the public code's protocol, which **leaks the test set** into the method and is here
+    only to measure what the paper's numbers measured (docs/method.md §5 D3 "test-set
+    selection").
+
+    Parameters
+    ----------
+    data : UnlearnData
+        ``forget_eval`` (members), and ``val`` or ``selection_test`` (non-members).
+    config : UnlearnConfig
+        ``selection`` and ``seed`` (the attack's seed).
+    device : torch.device or str
+
+    Attributes
+    ----------
+    seconds : float
+        Time spent scoring; :func:`unlearn` subtracts it from the method's ``seconds`` and
+        reports it as ``info["selection_seconds"]``.
+
+    Examples
+    --------
+    >>> res = unlearn("finetune", original, data, {"selection": "val"})  # doctest: +SKIP
+    >>> res.info["selected_step"] < res.info["n_steps"]                   # doctest: +SKIP
+    True
+
+    References
+    ----------
+    docs/method.md §3 (NoMUS, FS) and §5 D3 "test-set selection".
+    """
+
+    def __init__(self, data: UnlearnData, config: UnlearnConfig, device):
+        self.mode = config.selection
+        self.device = device
+        self.seed = config.seed
+        self.forget = data.forget_eval
+        self.nonmembers = None
+        if self.mode == "val":
+            self.nonmembers = data.val
+        elif self.mode == "test":
+            require(data.selection_test is not None,
+                    "selection='test' needs UnlearnData.selection_test (a non-member loader, the "
+                    "test split or half of it); got None. Use selection='val' to select on the "
+                    "validation split instead.")
+            self.nonmembers = data.selection_test
+        self.n_steps = 0
+        self.seconds = 0.0
+        self.best: tuple | None = None  # (score, step, state_dict, record)
+
+    def after_step(self, model: nn.Module) -> None:
+        """Call once after every optimiser step on ``model``."""
+        step = self.n_steps
+        self.n_steps += 1
+        if self.nonmembers is None:
+            return
+        t0 = time.perf_counter()
+        attack = forget_vs_val(model, self.forget, self.nonmembers, self.device, seed=self.seed)
+        score = nomus(attack["val_acc"], attack["score"], 0.5)
+        if self.best is None or score > self.best[0]:
+            state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            self.best = (score, step, state, attack)
+        self.seconds += time.perf_counter() - t0
+
+    def finish(self, model: nn.Module) -> dict:
+        """Load the selected step's weights into ``model``; returns what goes into ``info``."""
+        info = {"selection": self.mode, "n_steps": self.n_steps,
+                "selected_step": self.n_steps - 1 if self.n_steps else None,
+                "selection_seconds": self.seconds}
+        if self.mode == "test":
+            info["selection_note"] = ("selected on the test set: leaks it (docs/method.md §5 D3 "
+                                      "\"test-set selection\")")
+        if self.best is not None:
+            score, step, state, attack = self.best
+            model.load_state_dict(state)
+            info.update(selected_step=step, selection_score=score,
+                        selection_acc=attack["val_acc"], selection_fs=attack["score"])
+        return info
 
 
 # --------------------------------------------------------------------------- loop helpers
@@ -213,12 +316,14 @@ def paired(data: UnlearnData, epochs: int, device) -> Iterable[tuple]:
 def optimize(model: nn.Module, opt: torch.optim.Optimizer, batches: Iterable[tuple],
              loss_fn: Callable, trace: list[dict], *, phase: str | None = None,
              train_mode: Callable[[], None] | None = None,
-             post_backward: Callable[[], None] | None = None, progress: bool = False) -> None:
+             post_backward: Callable[[], None] | None = None, progress: bool = False,
+             selector: StepSelector | None = None) -> None:
     """The one update loop: per batch, train mode → loss → backward → step → trace.
 
     ``loss_fn(*batch)`` returns a scalar loss, or ``(loss, logs)`` with extra floats for the
     trace. The mode is set *after* the batch is produced because a batch generator may run
-    the model in eval mode (UNSIR's noise search).
+    the model in eval mode (UNSIR's noise search). ``selector`` (``data.selector``) sees the
+    model after every step.
     """
     if progress:
         batches = tqdm(batches, desc=phase or "unlearn", leave=False)
@@ -232,6 +337,8 @@ def optimize(model: nn.Module, opt: torch.optim.Optimizer, batches: Iterable[tup
         if post_backward is not None:
             post_backward()
         opt.step()
+        if selector is not None:
+            selector.after_step(model)
         row = {"step": len(trace), "loss": loss.detach(), **logs}
         if phase:
             row["phase"] = phase
@@ -333,7 +440,7 @@ def train_last_k(name: str, model: nn.Module, data: UnlearnData, config: LastKCo
     trace: list[dict] = []
     try:
         ce_epochs(model, sgd(params, config), data.retain, config.epochs, trace, config,
-                  train_mode=train_mode)
+                  train_mode=train_mode, selector=data.selector)
     finally:
         for p, flag in flags:
             p.requires_grad_(flag)

@@ -19,6 +19,9 @@ The forgetting score is monitored cheaply and without the test set
 (§5 D3 "test-set selection"): :class:`~dlfd.unlearn.monitor.ForgettingMonitor`, the balanced
 loss-MIA of :func:`dlfd.metrics.mia_from_losses` on a *fixed* subsample of the forget set
 (eval transforms) against the *validation* split, with a few CV splits and a fixed seed.
+τ is compared with the mean of the last ``monitor_smoothing`` (2) estimates, so that one
+noisy estimate near τ does not flip synthesis on and off (§6 P2 "MIA noise"), and an estimate
+waits while the monitor has used more than ``monitor_budget`` (10 %) of the run's time.
 
 How the defaults were chosen
 ----------------------------
@@ -36,6 +39,7 @@ forgetting score (about 0.14–0.2), as docs/method.md §6 P4 "threshold" asks; 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from dataclasses import dataclass, field, fields
@@ -45,12 +49,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..checks import check_int, check_number, is_number, require, require_nonempty
+from ..checks import check_choice, check_int, check_number, is_number, require, require_nonempty
 from ..synth import FeatureDistancingSynthesizer, SynthConfig
 from .base import UnlearnConfig, UnlearnData, UnlearnResult, cycle, register, sgd
 from .monitor import ForgettingMonitor
 
 TAU_NEVER = 1.0  # accepted as "never synthesise" (FS ≤ 0.5, so FS ≥ 1.0 never holds)
+BN_UPDATES = ("train", "frozen", "eval")
 
 
 @dataclass
@@ -85,10 +90,16 @@ class DLFDConfig(UnlearnConfig):
     monitor_forget_n: int = 128                 # step 3: fixed forget subsample for the estimate
     monitor_val_n: int | None = 128             # step 3: fixed val subsample; None: all of val
     monitor_splits: int = 3                     # step 3: CV splits of the cheap MIA (§3 uses 10)
+    monitor_smoothing: int = 2                  # step 3: τ is compared with the mean of the last n
+    monitor_budget: float | None = 0.1          # step 3: max share of run time; None: no cap
     keep_best: bool = False                     # return the best monitored model (val acc − FS)
     ot_on_clean: bool = SynthConfig.ot_on_clean  # §5 D1 demo, keep False
+    clamp: str = SynthConfig.clamp              # "pixel"; "normalised" is §5 D2 (dlfd_public)
+    step_unit: str = SynthConfig.step_unit      # "pixel"; "normalised" as the public code
+    bn_updates: str = "train"                   # step 2: "train", "frozen" or "eval" (see update)
 
     def __post_init__(self):
+        super().__post_init__()
         check_int("DLFDConfig.epochs", self.epochs, low=1)
         check_number("DLFDConfig.lr", self.lr, low=0, strict=True)
         for name in ("w_cls_start", "w_cls_end", "momentum", "weight_decay"):
@@ -104,6 +115,10 @@ class DLFDConfig(UnlearnConfig):
         check_int("DLFDConfig.monitor_forget_n", self.monitor_forget_n, low=2)
         check_int("DLFDConfig.monitor_val_n", self.monitor_val_n, low=2, allow_none=True)
         check_int("DLFDConfig.monitor_splits", self.monitor_splits, low=1)
+        check_int("DLFDConfig.monitor_smoothing", self.monitor_smoothing, low=1)
+        check_number("DLFDConfig.monitor_budget", self.monitor_budget, low=0, strict=True,
+                     high=1, allow_none=True)
+        check_choice("DLFDConfig.bn_updates", self.bn_updates, BN_UPDATES)
 
     def synth_config(self, w_cls: float) -> SynthConfig:
         """The synthesizer's settings: every SynthConfig field this config shares, and w_cls."""
@@ -139,15 +154,43 @@ def w_cls_at(cfg: DLFDConfig, batch: int, n_batches: int) -> float:
     return cfg.w_cls_start + (cfg.w_cls_end - cfg.w_cls_start) * batch / max(n_batches - 1, 1)
 
 
-def update(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,
-           y: torch.Tensor) -> torch.Tensor:
-    """Step 2: one SGD step on CE(f(x), y); returns the loss."""
-    # Train mode on purpose (§5 D4 "BatchNorm mode"): BatchNorm learns from these batches.
-    model.train()
-    loss = F.cross_entropy(model(x), y)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
+@contextlib.contextmanager
+def bn_frozen(model: nn.Module):
+    """BatchNorm layers with momentum 0 (batch statistics in the forward pass, running
+    statistics unchanged), each layer's momentum restored afterwards."""
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m, m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None
+              else None) for m in layers]
+    try:
+        for m in layers:
+            m.momentum = 0.0
+        yield model
+    finally:
+        for m, momentum, tracked in saved:
+            m.momentum = momentum
+            if tracked is not None:
+                m.num_batches_tracked.copy_(tracked)
+
+
+def update(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+           bn_updates: str = "train") -> torch.Tensor:
+    """Step 2: one SGD step on CE(f(x), y); returns the loss.
+
+    ``bn_updates``: ``"train"`` (default) trains in train mode, so BatchNorm's running
+    statistics learn from these batches (§5 D4 "BatchNorm mode"); ``"frozen"`` is the same
+    train-mode forward with the running statistics frozen (momentum 0 during the update, so
+    the perturbed images never reach the statistics the evaluation uses); ``"eval"`` leaves
+    the model in eval mode, as the public code did (D4; :mod:`.dlfd_public` only).
+    """
+    if bn_updates == "eval":
+        model.eval()
+    else:
+        model.train()
+    with bn_frozen(model) if bn_updates == "frozen" else contextlib.nullcontext():
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
     return loss
 
 
@@ -157,31 +200,65 @@ class DynamicForgetting:
 
     def __init__(self, data: UnlearnData, cfg: DLFDConfig, device):
         self.cfg = cfg
+        self.selector = data.selector
         self.monitor = ForgettingMonitor(data, cfg, device) if cfg.monitored else None
         self.estimate: dict | None = None
         self.initial: dict | None = None
+        self.recent: list[float] = []   # the last ``monitor_smoothing`` FS estimates
+        self.t0: float | None = None    # when the run started, for the monitoring budget
+        self.pending = False            # an estimate was due but deferred by the budget
+        self.deferred = 0
         self.best: tuple | None = None  # (criterion, batch, state_dict)
 
     @property
     def score(self) -> float | None:
-        return self.estimate["score"] if self.estimate else None
+        """The FS that τ is compared with: the mean of the last ``monitor_smoothing``
+        estimates. One estimate on a fixed subsample of ~100 samples per side still moves by
+        a few hundredths between calls without the model changing much (§6 P2 "MIA noise");
+        averaging two damps the on/off flipping that noise would cause near τ."""
+        return sum(self.recent) / len(self.recent) if self.recent else None
+
+    def _observe(self, model: nn.Module) -> None:
+        self.estimate = self.monitor(model)
+        self.recent = (self.recent + [self.estimate["score"]])[-self.cfg.monitor_smoothing:]
 
     def start(self, model: nn.Module) -> None:
         """The estimate before the first batch."""
-        self.estimate = self.monitor(model) if self.monitor else None
+        self.t0 = time.perf_counter()
+        if self.monitor:
+            self._observe(model)
         self.initial = dict(self.estimate) if self.estimate else None
 
     def synthesise_now(self) -> bool:
         """Synthesise while FS ≥ τ (always without the dynamic switch)."""
         return (not self.cfg.dynamic) or self.score >= self.cfg.tau
 
+    def within_budget(self) -> bool:
+        """Whether one more estimate (at the mean cost of the previous ones) keeps the monitor
+        within ``monitor_budget`` of the run's time so far."""
+        budget, monitor = self.cfg.monitor_budget, self.monitor
+        if budget is None or self.t0 is None:
+            return True
+        next_cost = monitor.seconds / max(monitor.calls, 1)
+        # The run's own time: checkpoint selection is the caller's, timed apart.
+        selected = self.selector.seconds if self.selector is not None else 0.0
+        elapsed = time.perf_counter() - self.t0 - selected
+        return monitor.seconds + next_cost <= budget * elapsed
+
     def after_batch(self, model: nn.Module, batch: int, n_batches: int) -> None:
         """A new estimate every ``monitor_every`` batches; after the last batch only for
-        ``keep_best`` (nothing else would read it)."""
+        ``keep_best`` (nothing else would read it). An estimate that would push the monitor
+        over ``monitor_budget`` of the run's time waits for the first batch at which it fits
+        (§5 D3: the public code's monitoring cost more than the unlearning)."""
         last = batch == n_batches - 1
-        due = (batch + 1) % self.cfg.monitor_every == 0
+        due = self.pending or (batch + 1) % self.cfg.monitor_every == 0
         if self.monitor and due and (self.cfg.keep_best or not last):
-            self._refresh(model, batch)
+            if self.within_budget():
+                self.pending = False
+                self._refresh(model, batch)
+            else:
+                self.deferred += (not self.pending)
+                self.pending = True
 
     def finish(self, model: nn.Module, batch: int) -> None:
         """With ``keep_best`` the last model is a candidate too."""
@@ -189,7 +266,7 @@ class DynamicForgetting:
             self._refresh(model, batch)
 
     def _refresh(self, model: nn.Module, batch: int) -> None:
-        self.estimate = self.monitor(model)
+        self._observe(model)
         if self.cfg.keep_best:
             criterion = self.estimate["val_acc"] - self.estimate["score"]
             if self.best is None or criterion > self.best[0]:
@@ -231,18 +308,28 @@ class RunLog:
         self.trace.append({
             "batch": batch, "epoch": epoch, "synthesised": synthesised,
             "ot_before": diag.get("ot_before"), "ot_after": diag.get("ot_after"),
-            "delta_linf": diag.get("delta_linf"), "ce": float(loss.detach()), "score": score,
+            "delta_linf": diag.get("delta_linf"), "delta_mean_abs": diag.get("delta_mean_abs"),
+            "frac_correct": diag.get("frac_correct"), "ce": float(loss.detach()), "score": score,
             "lr": float(lr), "w_cls": float(w_cls)})
 
     def info(self, synth: FeatureDistancingSynthesizer, forgetting: DynamicForgetting) -> dict:
         monitor = forgetting.monitor
         monitor_forward = monitor.forward_passes if monitor else 0
+        synthesised = [r for r in self.trace if r["synthesised"]]
+
+        def mean(key):
+            return (sum(r[key] for r in synthesised) / len(synthesised)) if synthesised else None
+
         return {
+            "frac_correct_mean": mean("frac_correct"),
+            "linf_mean": mean("delta_linf"),
+            "delta_mean_abs_mean": mean("delta_mean_abs"),
             "n_batches": self.n_batches,
             "n_synthesised": self.n_synthesised,
             "synthesis_seconds": self.synthesis_seconds,
             "monitoring_seconds": monitor.seconds if monitor else 0.0,
             "monitor_calls": monitor.calls if monitor else 0,
+            "monitor_deferred": forgetting.deferred,
             "forward_passes": synth.forward_passes + self.update_passes + monitor_forward,
             "backward_passes": synth.backward_passes + self.update_passes,
             "passes": {"synthesis_forward": synth.forward_passes,
@@ -268,6 +355,11 @@ def retain_batches(data: UnlearnData, cfg: DLFDConfig, n_batches: int):
 def feature_distancing(model: nn.Module, data: UnlearnData, cfg: DLFDConfig) -> UnlearnResult:
     """DLFD (Choi & Na, AAAI 2025): one epoch on feature-distanced retain samples with dynamic
     forgetting (docs/method.md §2.1–2.2, steps 1–4)."""
+    return run("dlfd", model, data, cfg)
+
+
+def run(name: str, model: nn.Module, data: UnlearnData, cfg: DLFDConfig) -> UnlearnResult:
+    """The DLFD loop behind every registered variant (``dlfd``, ``dlfd_public``)."""
     check_data(data, cfg)
     device = torch.device(cfg.device)
     model.to(device)
@@ -286,11 +378,13 @@ def feature_distancing(model: nn.Module, data: UnlearnData, cfg: DLFDConfig) -> 
             x_in, diag = log.synthesize(synth, x_r, y_r, x_f, w_cls)       # step 1
         else:
             x_in, diag = x_r, None
-        loss = update(model, opt, x_in, y_r)                               # step 2
+        loss = update(model, opt, x_in, y_r, cfg.bn_updates)               # step 2
+        if data.selector is not None:
+            data.selector.after_step(model)
         log.record(batch, epoch, diag, loss, score, opt.param_groups[0]["lr"], w_cls)
         forgetting.after_batch(model, batch, log.n_batches)
     forgetting.finish(model, batch)
     info = log.info(synth, forgetting)
     info.update(forgetting.restore_best(model))
     model.eval()
-    return UnlearnResult("dlfd", model, 0.0, log.n_batches, log.trace, info)
+    return UnlearnResult(name, model, 0.0, log.n_batches, log.trace, info)

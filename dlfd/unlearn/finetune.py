@@ -28,5 +28,6 @@ def finetune(model: nn.Module, data: UnlearnData, config: FinetuneConfig) -> Unl
     Knobs: ``epochs`` and ``lr``.
     """
     trace: list[dict] = []
-    ce_epochs(model, sgd(model.parameters(), config), data.retain, config.epochs, trace, config)
+    ce_epochs(model, sgd(model.parameters(), config), data.retain, config.epochs, trace, config,
+              selector=data.selector)
     return result("finetune", model, trace)

@@ -32,5 +32,5 @@ def neggrad(model: nn.Module, data: UnlearnData, config: NegGradConfig) -> Unlea
     require_nonempty(data.forget, "forget")
     trace: list[dict] = []
     ce_epochs(model, sgd(model.parameters(), config), data.forget, config.epochs, trace, config,
-              sign=-1.0)
+              sign=-1.0, selector=data.selector)
     return result("neggrad", model, trace)

@@ -23,6 +23,7 @@ class NegGradPlusConfig(UnlearnConfig):
     beta: float = 0.5  # weight of the ascent term on F against CE on R; 0 is fine-tuning
 
     def __post_init__(self):
+        super().__post_init__()
         check_number("beta", self.beta, low=0)
 
 
@@ -44,5 +45,5 @@ def neggrad_plus(model: nn.Module, data: UnlearnData, config: NegGradPlusConfig)
 
     trace: list[dict] = []
     optimize(model, sgd(model.parameters(), config), paired(data, config.epochs, config.device),
-             loss_fn, trace, progress=config.progress)
+             loss_fn, trace, progress=config.progress, selector=data.selector)
     return result("neggrad_plus", model, trace)

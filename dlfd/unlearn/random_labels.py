@@ -54,5 +54,5 @@ def random_labels(model: nn.Module, data: UnlearnData, config: RandomLabelsConfi
     trace: list[dict] = []
     optimize(model, sgd(model.parameters(), config), paired(data, config.epochs, config.device),
              relabel_loss(model, data.num_classes, config.retain_weight), trace,
-             progress=config.progress)
+             progress=config.progress, selector=data.selector)
     return result("random_labels", model, trace)

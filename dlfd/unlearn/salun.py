@@ -29,6 +29,7 @@ class SalUnConfig(UnlearnConfig):
     retain_weight: float = 1.0  # weight of the CE-on-R term, as in Random Labels
 
     def __post_init__(self):
+        super().__post_init__()
         check_number("mask_ratio", self.mask_ratio, low=0, strict=True, high=1)
 
 
@@ -83,6 +84,6 @@ def salun(model: nn.Module, data: UnlearnData, config: SalUnConfig) -> UnlearnRe
     trace: list[dict] = []
     optimize(model, opt, paired(data, config.epochs, device),
              relabel_loss(model, data.num_classes, config.retain_weight), trace,
-             post_backward=mask_grads, progress=config.progress)
+             post_backward=mask_grads, progress=config.progress, selector=data.selector)
     kept = float(sum(m.sum() for m in masks) / sum(m.numel() for m in masks))
     return result("salun", model, trace, mask_fraction=kept)

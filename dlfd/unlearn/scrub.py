@@ -30,6 +30,7 @@ class ScrubConfig(UnlearnConfig):
     gamma: float = 0.99       # weight of the CE in the min pass
 
     def __post_init__(self):
+        super().__post_init__()
         require(0 <= self.msteps <= self.epochs,
                 f"msteps={self.msteps!r}; expected 0..epochs ({self.epochs}).")
 
@@ -73,7 +74,7 @@ def scrub(model: nn.Module, data: UnlearnData, config: ScrubConfig) -> UnlearnRe
         for epoch in range(config.epochs):
             if epoch < config.msteps:
                 optimize(model, opt, passes(data.forget, 1, device), max_loss, trace, phase="max",
-                         progress=config.progress)
+                         progress=config.progress, selector=data.selector)
             optimize(model, opt, passes(data.retain, 1, device), min_loss, trace, phase="min",
-                     progress=config.progress)
+                     progress=config.progress, selector=data.selector)
     return result("scrub", model, trace)

@@ -84,7 +84,8 @@ def unsir(model: nn.Module, data: UnlearnData, config: UnsirConfig) -> UnlearnRe
 
     trace: list[dict] = []
     optimize(model, sgd(model.parameters(), config), impair_batches(), impair_loss, trace,
-             phase="impair", progress=config.progress)
+             phase="impair", progress=config.progress, selector=data.selector)
     repair_opt = sgd(model.parameters(), replace(config, lr=config.repair_lr))
-    ce_epochs(model, repair_opt, data.retain, config.repair_epochs, trace, config, phase="repair")
+    ce_epochs(model, repair_opt, data.retain, config.repair_epochs, trace, config, phase="repair",
+              selector=data.selector)
     return result("unsir", model, trace)
