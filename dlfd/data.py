@@ -28,9 +28,9 @@ from .source import SPLITS, DatasetNotFoundError, Source
 from .sources import get_source
 
 __all__ = ["FORGET_POLICIES", "SplitLeakError", "content_hash", "Manifest", "validate_manifest",
-           "make_split", "manifest_from_predefined", "Normalization", "prepare_images",
-           "ImageTensorDataset", "SplitData", "load_split_data", "Loaders", "make_loaders",
-           "get_source"]
+           "make_split", "fraction_counts", "manifest_from_predefined", "Normalization",
+           "prepare_images", "ImageTensorDataset", "SplitData", "load_split_data", "Loaders",
+           "make_loaders", "get_source"]
 
 # random: the MUFAC / CIFAR-10 random-forgetting protocol; identities: "forget this person".
 FORGET_POLICIES = ("random", "identities")
@@ -131,12 +131,19 @@ def validate_manifest(manifest: Manifest) -> None:
 
 
 def _check_split_arguments(source: Source, n_train, n_val, n_test, forget: str, forget_frac,
-                           forget_ids: Sequence[int]) -> None:
+                           forget_ids: Sequence[int], fractions, max_train) -> None:
     check_choice("forget", forget, FORGET_POLICIES)
-    check_int("n_train", n_train, low=1)
-    check_int("n_val", n_val, low=0)
-    require(n_test is None or (is_int(n_test) and n_test >= 0),
-            f"n_test={n_test!r}; expected None (the rest) or an integer ≥ 0.")
+    if fractions is None:
+        check_int("n_train", n_train, low=1)
+        check_int("n_val", n_val, low=0)
+        require(n_test is None or (is_int(n_test) and n_test >= 0),
+                f"n_test={n_test!r}; expected None (the rest) or an integer ≥ 0.")
+    else:
+        ok = (isinstance(fractions, (tuple, list)) and len(fractions) == 3
+              and all(is_number(f) and f > 0 for f in fractions) and sum(fractions) <= 1 + 1e-9)
+        require(ok, f"fractions={fractions!r}; expected (train, val, test) shares > 0 that sum "
+                    "to at most 1.")
+        check_int("max_train", max_train, low=1, allow_none=True)
     if forget == "random":
         require(is_number(forget_frac) and 0 < forget_frac < 1,
                 f"forget_frac={forget_frac!r}; expected a fraction in (0, 1).")
@@ -148,13 +155,18 @@ def _check_split_arguments(source: Source, n_train, n_val, n_test, forget: str, 
             f"0..{source.num_classes - 1}.")
 
 
+def _by_class(source: Source) -> dict[int, list[int]]:
+    by_class: dict[int, list[int]] = {}
+    for i, y in enumerate(source.labels):
+        by_class.setdefault(y, []).append(i)
+    return by_class
+
+
 def _per_class_splits(source: Source, rng: np.random.Generator, n_train: int, n_val: int,
                       n_test: int | None) -> dict[int, str]:
     """Item index → retain (for now: all of train), val or test; per class, in class order,
     so val and test hold the same identities as train."""
-    by_class: dict[int, list[int]] = {}
-    for i, y in enumerate(source.labels):
-        by_class.setdefault(y, []).append(i)
+    by_class = _by_class(source)
     need = n_train + n_val + (n_test or 0)
     test_end = None if n_test is None else need
     split_of: dict[int, str] = {}
@@ -168,6 +180,56 @@ def _per_class_splits(source: Source, rng: np.random.Generator, n_train: int, n_
         for i in idx[n_train:n_train + n_val]:
             split_of[i] = "val"
         for i in idx[n_train + n_val:test_end]:
+            split_of[i] = "test"
+    return split_of
+
+
+def fraction_counts(n: int, fractions: Sequence[float],
+                    max_train: int | None = None) -> tuple[int, int, int]:
+    """(train, val, test) images of a class of ``n`` images under the shares ``fractions``.
+
+    A class larger than ``max_train / train_share`` is first cut to that size, so the cap
+    shrinks its val and test alike and the shares hold. Train is rounded down and val
+    rounded; test takes the rest when the shares sum to 1, else its own rounded share.
+
+    Examples
+    --------
+    >>> fraction_counts(180, (0.5, 0.15, 0.35))
+    (90, 27, 63)
+    >>> fraction_counts(1000, (0.5, 0.15, 0.35), max_train=100)
+    (100, 30, 70)
+    """
+    f_train, f_val, f_test = (float(f) for f in fractions)
+    if max_train is not None:
+        n = min(n, int(max_train / f_train + 1e-9))
+    n_train = int(f_train * n + 1e-9)
+    n_val = int(round(f_val * n))
+    if abs(f_train + f_val + f_test - 1) < 1e-9:
+        n_test = n - n_train - n_val
+    else:
+        n_test = min(int(round(f_test * n)), n - n_train - n_val)
+    return n_train, n_val, max(n_test, 0)
+
+
+def _fraction_splits(source: Source, rng: np.random.Generator, fractions: Sequence[float],
+                     max_train: int | None) -> dict[int, str]:
+    """As :func:`_per_class_splits`, with per-class counts from :func:`fraction_counts`."""
+    split_of: dict[int, str] = {}
+    by_class = _by_class(source)
+    for y in sorted(by_class):
+        idx = list(rng.permutation(by_class[y]))
+        n_train, n_val, n_test = fraction_counts(len(idx), fractions, max_train)
+        if min(n_train, n_val, n_test) < 1:
+            raise ValueError(
+                f"Class {source.class_names[y]!r} has {len(idx)} images: the shares "
+                f"{tuple(fractions)} give it {n_train} train, {n_val} val and {n_test} test "
+                "images; every class needs at least 1 in each. Add images to that class, "
+                "remove it, or change the profile's split_fractions.")
+        for i in idx[:n_train]:
+            split_of[i] = "retain"
+        for i in idx[n_train:n_train + n_val]:
+            split_of[i] = "val"
+        for i in idx[n_train + n_val:n_train + n_val + n_test]:
             split_of[i] = "test"
     return split_of
 
@@ -196,6 +258,8 @@ def make_split(
     forget: str = "random",
     forget_frac: float = 0.25,
     forget_ids: Sequence[int] = (),
+    fractions: Sequence[float] | None = None,
+    max_train: int | None = None,
 ) -> Manifest:
     """The seeded split protocol (docs/method.md §3; the counts: §6 P1 "memorisation").
 
@@ -220,6 +284,13 @@ def make_split(
         In (0, 1); only for ``forget="random"``.
     forget_ids : sequence of int
         Class indices; only for ``forget="identities"``.
+    fractions : (float, float, float), optional
+        Per-class (train, val, test) shares instead of ``n_train``/``n_val``/``n_test``, for
+        a dataset whose class sizes are not known in advance
+        (:data:`dlfd.profiles.GENERIC_SPLIT`; counts: :func:`fraction_counts`). Every class
+        must get at least one image in each split.
+    max_train : int, optional
+        With ``fractions``: at most this many training images per class.
 
     Returns
     -------
@@ -232,17 +303,22 @@ def make_split(
     >>> make_split(orl_source(), seed=0).sizes()
     {'retain': 90, 'forget': 30, 'val': 40, 'test': 240}
     """
-    _check_split_arguments(source, n_train, n_val, n_test, forget, forget_frac, forget_ids)
+    _check_split_arguments(source, n_train, n_val, n_test, forget, forget_frac, forget_ids,
+                           fractions, max_train)
     rng = np.random.default_rng(seed)
-    split_of = _per_class_splits(source, rng, n_train, n_val, n_test)
+    if fractions is None:
+        split_of = _per_class_splits(source, rng, n_train, n_val, n_test)
+    else:
+        split_of = _fraction_splits(source, rng, fractions, max_train)
     train = sorted(i for i, s in split_of.items() if s == "retain")
     for i in _forget_choice(source, rng, train, forget, forget_frac, forget_ids):
         split_of[i] = "forget"
     rows = [_manifest_row(source, source.keys[i], source.labels[i], split_of[i])
             for i in sorted(split_of)]
-    m = Manifest(source.name, rows, dict(seed=seed, n_train=n_train, n_val=n_val, n_test=n_test,
-                                         forget=forget, forget_frac=forget_frac,
-                                         forget_ids=list(forget_ids)))
+    counts = (dict(n_train=n_train, n_val=n_val, n_test=n_test) if fractions is None else
+              dict(fractions=list(fractions), max_train=max_train))
+    m = Manifest(source.name, rows, dict(seed=seed, **counts, forget=forget,
+                                         forget_frac=forget_frac, forget_ids=list(forget_ids)))
     validate_manifest(m)
     return m
 

@@ -30,11 +30,12 @@ from .train import checkpoint_meta, save_checkpoint, seed_everything, train_mode
 
 
 def train_references(profile: str, seed: int, out_dir: str, dataset: str = "orl",
-                     dataset_root: str | None = None) -> None:
+                     dataset_root: str | None = None, split_seed: int | None = None) -> None:
     """Run inside an initialised process group; rank 0 saves the checkpoints.
 
     ``profile`` is adapted to ``dataset`` by :func:`dlfd.profiles.get_profile`, exactly as
-    :func:`dlfd.experiment.prepare` does, so that prepare finds and reuses the checkpoints.
+    :func:`dlfd.experiment.prepare` does, so that prepare finds and reuses the checkpoints
+    (given the same ``split_seed``: default ``seed``).
     """
     rank, world = dist.get_rank(), dist.get_world_size()
     cuda = torch.cuda.is_available()
@@ -44,7 +45,8 @@ def train_references(profile: str, seed: int, out_dir: str, dataset: str = "orl"
     require(settings.batch_size % world == 0,
             f"batch_size={settings.batch_size} of profile {settings.name!r} is not divisible by "
             f"world_size={world}; the global batch must stay the profile's.")
-    _, manifest, split, folder = load_seed(settings, seed, out_dir, dataset, dataset_root)
+    _, manifest, split, folder = load_seed(settings, seed, out_dir, dataset, dataset_root,
+                                         split_seed=split_seed)
     targets = {"original": split.train_dataset(settings.augment),
                "retrained": split.dataset("retain", settings.augment)}
     existing = [str(folder / f"{n}.pt") for n in targets if (folder / f"{n}.pt").exists()]
@@ -79,13 +81,16 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, help="the run folder the notebooks will use")
     parser.add_argument("--dataset", default="orl")
     parser.add_argument("--dataset-root", default=None)
+    parser.add_argument("--split-seed", type=int, default=None,
+                        help="seed of the split and forget set (default: --seed)")
     args = parser.parse_args(argv)
     if "RANK" not in os.environ:
         parser.error("launch with torchrun, e.g. torchrun --nproc_per_node=2 -m dlfd.distributed "
                      "...")
     dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     try:
-        train_references(args.profile, args.seed, args.out, args.dataset, args.dataset_root)
+        train_references(args.profile, args.seed, args.out, args.dataset, args.dataset_root,
+                         args.split_seed)
     finally:
         dist.destroy_process_group()
     return 0

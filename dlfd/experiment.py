@@ -17,6 +17,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from .checks import check_int, require
 from .collapse import collapse_report
 from .data import (ImageTensorDataset, Loaders, Manifest, SplitData, load_split_data,
                    make_loaders, make_split, manifest_from_predefined)
@@ -45,6 +46,7 @@ class Prepared:
     original_meta: dict
     retrained_meta: dict
     device: torch.device
+    split_seed: int | None = None  # None: the same as ``seed``
 
     @property
     def retrain_seconds(self) -> float:
@@ -58,10 +60,13 @@ class Prepared:
         xs, ys = zip(*(ds[int(i)] for i in idx))
         return torch.stack(xs), torch.stack(ys)
 
-    def unlearn_data(self, batch_size: int | None = None) -> UnlearnData:
+    def unlearn_data(self, batch_size: int | None = None,
+                     selection_test: bool = False) -> UnlearnData:
         """Loaders for unlearning: ``batch_size`` (default the profile's) makes one epoch
         tens of steps (docs/method.md, §6 P3 "steps per epoch"). The forget batch never
-        exceeds the set."""
+        exceeds the set. ``selection_test`` hands the test split to the method, for
+        ``selection="test"`` only: the public code's protocol, which leaks the test set
+        (docs/method.md §5 D3 "test-set selection")."""
         bs = batch_size or self.profile.unlearn_batch_size
         ld = make_loaders(self.data, bs, self.seed, augment=self.profile.augment)
         n_forget = len(self.data.labels["forget"])
@@ -70,7 +75,8 @@ class Prepared:
             forget = make_loaders(self.data, n_forget, self.seed,
                                   augment=self.profile.augment).forget_train
         return UnlearnData(ld.retain_train, forget, ld.retain_eval, ld.forget_eval, ld.val,
-                           self.data.num_classes, self.data.norm, self.original)
+                           self.data.num_classes, self.data.norm, self.original,
+                           selection_test=self.loaders.test if selection_test else None)
 
 
 def split_for(source: Source, profile: str | Profile, seed: int, forget: str = "random",
@@ -78,25 +84,59 @@ def split_for(source: Source, profile: str | Profile, seed: int, forget: str = "
     """The split protocol of ``profile``, adapted to ``source``'s dataset, for one seed (or
     the dataset's own splits when it ships them).
 
-    The per-class counts come from :func:`dlfd.profiles.get_profile`, so the notebooks,
-    the CLI and the benchmark split a dataset alike (docs/method.md §3).
+    The per-class counts (or, for datasets without their own entry in
+    :data:`dlfd.profiles.DATASET_SETTINGS`, the per-class fractions) come from
+    :func:`dlfd.profiles.get_profile`, so the notebooks, the CLI and the benchmark split a
+    dataset alike (docs/method.md §3). ``seed`` here is the *split* seed: it draws the split
+    and the forget set.
     """
     if source.predefined:
         return manifest_from_predefined(source)
     profile = get_profile(profile, dataset=source.name)
     return make_split(source, seed=seed, n_train=profile.n_train, n_val=profile.n_val,
                       n_test=profile.n_test, forget=forget, forget_frac=profile.forget_frac,
-                      forget_ids=forget_ids)
+                      forget_ids=forget_ids, fractions=profile.split_fractions,
+                      max_train=profile.max_train)
+
+
+def run_tag(profile: Profile, seed: int, split_seed: int | None = None, forget: str = "random",
+            forget_ids=()) -> str:
+    """The run sub-folder of one seed: ``<dataset>_<profile>[_split<S>]_seed<N>[_forget_<ids>]``.
+
+    The profile is part of the name so that switching profile with the same ``out_dir`` does
+    not run into the checkpoints' refuse-to-overwrite guard; the split seed appears only when
+    it differs from the initialisation seed (the benchmark fixes the split and varies the
+    initialisation, docs/method.md §5 D6 "single runs").
+
+    Examples
+    --------
+    >>> from dlfd.profiles import get_profile
+    >>> run_tag(get_profile("cpu", dataset="orl"), 2, split_seed=0)
+    'orl_cpu_split0_seed2'
+    """
+    require(profile.dataset is not None,
+            f"Profile {profile.name!r} is not adapted to a dataset; build it with "
+            f"get_profile({profile.name!r}, dataset=...).")
+    split = "" if split_seed is None or split_seed == seed else f"_split{split_seed}"
+    ids = "" if forget == "random" else "_forget_" + "-".join(str(i) for i in forget_ids)
+    return f"{profile.dataset}_{profile.name}{split}_seed{seed}{ids}"
 
 
 def load_seed(profile: str | Profile, seed: int, out_dir: str | Path, dataset: str = "orl",
-              dataset_root: str | None = None, forget: str = "random", forget_ids=()):
-    """(source, manifest, split data, run sub-folder) for one seed of a profile."""
+              dataset_root: str | None = None, forget: str = "random", forget_ids=(),
+              split_seed: int | None = None):
+    """(source, manifest, split data, run sub-folder) for one seed of a profile.
+
+    ``split_seed`` (default ``seed``) draws the split and the forget set; ``seed`` alone
+    names the initialisation. The sub-folder is :func:`run_tag`.
+    """
     profile = get_profile(profile, dataset=dataset)
+    split_seed = seed if split_seed is None else split_seed
+    check_int("seed", seed, low=0)
+    check_int("split_seed", split_seed, low=0)
     source = get_source(dataset, dataset_root)
-    manifest = split_for(source, profile, seed, forget, forget_ids)
-    tag = f"{dataset}_seed{seed}" + ("" if forget == "random" else
-                                     "_forget_" + "-".join(str(i) for i in forget_ids))
+    manifest = split_for(source, profile, split_seed, forget, forget_ids)
+    tag = run_tag(profile, seed, split_seed, forget, forget_ids)
     split = load_split_data(source, manifest, profile.image_size)
     return source, manifest, split, Path(out_dir) / tag
 
@@ -109,19 +149,23 @@ def recipe(profile: Profile, seed: int) -> TrainConfig:
 
 def prepare(profile: str | Profile, seed: int, out_dir: str | Path, dataset: str = "orl",
             dataset_root: str | None = None, device: str = "auto", forget: str = "random",
-            forget_ids=(), progress: bool = True, overwrite: bool = False) -> Prepared:
+            forget_ids=(), progress: bool = True, overwrite: bool = False,
+            split_seed: int | None = None) -> Prepared:
     """Split, load, and train (or reuse) the original and retrained models for one seed.
 
     ``profile`` is adapted to ``dataset`` (:func:`dlfd.profiles.get_profile`); the
-    returned :attr:`Prepared.profile` is the adapted one. Files go to ``out_dir/<tag>/``:
-    ``manifest.csv``, ``original.pt``, ``retrained.pt``. Existing files are reused only if
-    they match (same split, arch and recipe); anything else is an error unless
-    ``overwrite`` is set.
+    returned :attr:`Prepared.profile` is the adapted one. ``dataset_root`` is where the
+    dataset's files are (needed for ``imagefolder`` and ``csv``). ``split_seed`` (default
+    ``seed``) draws the split and the forget set, ``seed`` the initialisation and the batch
+    order: fixing ``split_seed`` and varying ``seed`` gives retrained models that share the
+    forget set. Files go to ``out_dir/<tag>/`` (:func:`run_tag`): ``manifest.csv``,
+    ``original.pt``, ``retrained.pt``. Existing files are reused only if they match (same
+    split, arch and recipe); anything else is an error unless ``overwrite`` is set.
     """
     profile = get_profile(profile, dataset=dataset)
     dev = select_device(device)
     source, manifest, split, folder = load_seed(profile, seed, out_dir, dataset, dataset_root,
-                                                forget, forget_ids)
+                                                forget, forget_ids, split_seed)
     manifest.save(folder / "manifest.csv", overwrite=overwrite)
     loaders = make_loaders(split, profile.batch_size, seed, augment=profile.augment)
     cfg = recipe(profile, seed)
@@ -136,7 +180,7 @@ def prepare(profile: str | Profile, seed: int, out_dir: str | Path, dataset: str
     retrained, rm = train_or_load(folder / "retrained.pt", loader=loaders.retain_train,
                                   desc=f"retrained (seed {seed})", **common)
     return Prepared(profile, seed, folder, source, manifest, split, loaders, original,
-                    retrained, om, rm, dev)
+                    retrained, om, rm, dev, seed if split_seed is None else split_seed)
 
 
 @dataclass
@@ -164,16 +208,24 @@ def method_config(prep: Prepared, method: str, overrides: dict | None = None) ->
     return cfg
 
 
-def compare(prep: Prepared, runs, progress: bool = True,
-            with_references: bool = True) -> Comparison:
+# What a method reports about itself that belongs next to its evaluation: DLFD's synthesis
+# diagnostics (docs/method.md §2.1) and which step a selection rule kept.
+DIAGNOSTICS = ("frac_correct_mean", "linf_mean", "n_synthesised", "n_batches", "selected_step",
+               "n_steps")
+
+
+def compare(prep: Prepared, runs, progress: bool = True, with_references: bool = True,
+            selection_test: bool = False) -> Comparison:
     """Run methods on ``prep`` and assess each model (and the two references).
 
     ``runs`` is a list of method names, or a dict label → (method, overrides) for variants
-    such as the ablation; overrides go on top of :func:`method_config`.
+    such as the ablation; overrides go on top of :func:`method_config`. ``selection_test``
+    gives the methods the test split for ``selection="test"`` (the public code's protocol,
+    docs/method.md §5 D3); leave it off for honest numbers.
     """
     runs = dict(runs) if isinstance(runs, dict) else {m: (m, {}) for m in runs}
     out = Comparison()
-    ud = prep.unlearn_data()
+    ud = prep.unlearn_data(selection_test=selection_test)
     if with_references:
         out.records["original"] = assess(prep, prep.original, prep.original_meta["train_seconds"])
         out.records["retrained"] = assess(prep, prep.retrained, prep.retrain_seconds)
@@ -182,6 +234,8 @@ def compare(prep: Prepared, runs, progress: bool = True,
         res = unlearn(method, prep.original, ud, method_config(prep, method, overrides))
         out.results[label] = res
         out.records[label] = assess(prep, res.model, res.seconds)
+        out.records[label].update({k: float(res.info[k]) for k in DIAGNOSTICS
+                                   if res.info.get(k) is not None})
     return out
 
 
@@ -193,7 +247,7 @@ def summarize(comparisons: list[Comparison]) -> dict[str, dict]:
 
 def forget_person(profile: str | Profile, person: int, seed: int, out_dir: str | Path,
                   dataset: str = "orl", device: str = "auto", methods=("dlfd",),
-                  progress: bool = True) -> dict[str, dict]:
+                  progress: bool = True, dataset_root: str | None = None) -> dict[str, dict]:
     """"Forget this person": the ``identities`` policy for one class, then each method.
 
     For every model (original, retrained, each method) it returns the accuracy on the
@@ -201,8 +255,8 @@ def forget_person(profile: str | Profile, person: int, seed: int, out_dir: str |
     everyone else's test photos. The retrained model never saw the person: its numbers are
     the target.
     """
-    prep = prepare(profile, seed, out_dir, dataset, device=device, forget="identities",
-                   forget_ids=[person], progress=progress)
+    prep = prepare(profile, seed, out_dir, dataset, dataset_root, device=device,
+                   forget="identities", forget_ids=[person], progress=progress)
     models = {"original": prep.original, "retrained": prep.retrained}
     ud = prep.unlearn_data()
     for m in methods:

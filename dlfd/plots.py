@@ -42,13 +42,20 @@ def learning_curves(histories: dict[str, dict]):
     return fig
 
 
-def embedding_scatter(points: np.ndarray, labels: np.ndarray, title: str = "", ax=None,
-                      max_classes: int = 40):
+def class_colours(n: int) -> np.ndarray:
+    """``n`` distinguishable RGBA colours: tab20, then tab20b and tab20c (60 in all), so that
+    ORL's 40 people do not share colours; beyond 60 the hues of a continuous map."""
+    base = np.concatenate([plt.get_cmap(m)(np.arange(20)) for m in ("tab20", "tab20b", "tab20c")])
+    return base[:n] if n <= len(base) else plt.get_cmap("hsv")(np.linspace(0, 1, n, endpoint=False))
+
+
+def embedding_scatter(points: np.ndarray, labels: np.ndarray, title: str = "", ax=None):
     """2-D points coloured by true label: separable classes form tight clusters."""
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 4))
-    ax.scatter(points[:, 0], points[:, 1], c=np.asarray(labels) % max_classes, cmap="tab20",
-               s=12, alpha=0.85)
+    labels = np.asarray(labels)
+    colours = class_colours(int(labels.max()) + 1 if len(labels) else 1)
+    ax.scatter(points[:, 0], points[:, 1], c=colours[labels], s=12, alpha=0.85)
     ax.set_title(title, fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -63,8 +70,8 @@ def loss_histograms(member: np.ndarray, nonmember: np.ndarray, title: str = "", 
     bins = np.linspace(0, hi, 25)
     ax.hist(nonmember, bins=bins, alpha=0.55, density=True, label="unseen (test)")
     ax.hist(member, bins=bins, alpha=0.55, density=True, label="forget")
-    ax.set(title=title, xlabel="cross-entropy")
-    ax.legend(fontsize=7)
+    ax.set(title=title, xlabel="cross-entropy", ylabel="density")
+    ax.legend(fontsize=9)
     return ax.figure
 
 
@@ -81,16 +88,22 @@ def heatmap(matrix, title: str = "", ax=None, cmap: str = "viridis"):
 
 def tradeoff(summary: dict[str, dict], x: str = "fs", y: str = "test_acc",
              reference: str = "retrained"):
-    """Test accuracy against forgetting score (mean ± std over seeds); ideal is top-left."""
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    """Test accuracy against forgetting score (mean ± std over seeds); ideal is top-left.
+
+    Labels are placed by adjustText so that methods with close scores stay readable."""
+    from adjustText import adjust_text  # lazy: only this figure needs it
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    texts = []
     for name, rec in summary.items():
         mx, my = rec[f"{x}_mean"], rec[f"{y}_mean"]
         sx, sy = (np.nan_to_num(rec.get(f"{k}_std", np.nan)) for k in (x, y))
         ax.errorbar(mx, my, xerr=sx, yerr=sy, fmt="*" if name == reference
                     else "o", ms=14 if name == reference else 6, capsize=2)
-        ax.annotate(name, (mx, my), fontsize=8, xytext=(4, 3), textcoords="offset points")
+        texts.append(ax.text(mx, my, name, fontsize=8))
     ax.set(xlabel="forgetting score |MIA − 0.5| (lower is better)", ylabel="test accuracy")
     ax.grid(alpha=0.3)
+    adjust_text(texts, ax=ax, arrowprops=dict(arrowstyle="-", color="grey", lw=0.5))
     fig.tight_layout()
     return fig
 

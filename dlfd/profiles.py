@@ -6,8 +6,10 @@
 faces: few training images per person so the original model memorises, and a forget set
 large enough that the MIA is not pure noise (README.md, "The default protocol";
 docs/method.md, §6 P1 "memorisation" and P2 "MIA noise"). :data:`DATASET_SETTINGS` holds
-what changes for the larger datasets; every entry point (``experiment.prepare``, the CLI,
-``dlfd.distributed``, ``benchmarks/unlearning.py``) goes through :func:`get_profile`.
+what changes for the larger datasets, and :data:`GENERIC_SPLIT` the split by per-class
+shares for a learner's own data (``imagefolder``, ``csv``); every entry point
+(``experiment.prepare``, the CLI, ``dlfd.distributed``, ``benchmarks/unlearning.py``) goes
+through :func:`get_profile`.
 """
 
 from __future__ import annotations
@@ -39,6 +41,12 @@ class Profile:
     method_configs: dict = field(default_factory=dict)
     # the dataset get_profile adapted these settings to; None: not adapted yet
     dataset: str | None = None
+    # (train, val, test) shares of each class, replacing n_train/n_val/n_test; None: counts.
+    # Set by GENERIC_SPLIT for a learner's own data (see there).
+    split_fractions: tuple[float, float, float] | None = None
+    max_train: int | None = None  # per class, with split_fractions; None: no cap
+    # where method_configs come from: tuned for this dataset, or another dataset's settings
+    settings_from: str = "tuned on orl (cpu)"
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -69,6 +77,12 @@ PROFILES: dict[str, Profile] = {
                     method_configs=CPU_TUNED),
 }
 
+# Settings chosen on validation for a (dataset, profile) pair by benchmarks/tune.py, whose
+# grids and scores are in benchmarks/results/tune_<dataset>_<profile>.json. A pair without an
+# entry keeps its profile's method_configs (the ORL cpu settings), and says so in
+# Profile.settings_from.
+TUNED_SETTINGS: dict[tuple[str, str], dict] = {}
+
 # Profile fields that change per dataset (every profile alike); the rest stay the profile's.
 # § numbers refer to docs/method.md.
 # The profiles' 3/1/rest split suits ORL's 10 photos per person, not 7,000 images per class.
@@ -82,7 +96,29 @@ DATASET_SETTINGS: dict[str, dict] = {
         n_test=500,             # 5,000 test images: a low-noise MIA (§6 P2)
     ),
     "cifar10": dict(n_train=200, n_val=100, n_test=500),  # as Fashion-MNIST, for the same reasons
+    "mufac": {},  # ships its own splits; the profiles' budgets apply as they are
 }
+# The split protocol for a dataset without its own entry above (a learner's ImageFolder or
+# CSV; MUFAC and a CSV with a ``split`` column ship their own splits and never use it). Per
+# class, by shares rather than counts, because its class sizes are unknown in advance.
+GENERIC_SPLIT: dict = dict(
+    # Half of each class is trained on: with a few hundred images per class a model trained
+    # to ~100% train accuracy still memorises (a gap between train and test loss for the MIA
+    # to see, §6 P1), and the other half leaves enough held-out images.
+    # 15% validation chooses τ and settings (§6 P4); 35% test: the MIA's non-members and the
+    # reported accuracy, as many as the budget allows for a low-noise MIA (§6 P2).
+    split_fractions=(0.5, 0.15, 0.35),
+    # At most 50 training images per class (a larger class's val and test shrink alike): on
+    # ten classes the cpu profile then trains each reference model in a couple of CPU
+    # minutes, and fewer images per class memorise more (§6 P1).
+    max_train=50,
+    # 20% of the training images are forgotten at random, more than CIFAR-10's usual 10%:
+    # with the cap above a 10% forget set would be ~50 images, and the MIA's noise is
+    # ≈ 0.5/√n_forget (§6 P2); 20% gives 100 on ten classes.
+    forget_frac=0.2,
+    # ~n_forget / 8: one unlearning epoch stays tens of steps (§6 P3).
+    unlearn_batch_size=16,
+)
 # Classes of the datasets that take ``subsample`` (training images in all), to turn it into
 # ``n_train`` per class; ORL's split is per person and has no use for it.
 DATASET_CLASSES = {"fashion-mnist": 10, "cifar10": 10}
@@ -92,8 +128,13 @@ def _adapt(profile: Profile, dataset: str) -> Profile:
     """``profile`` with ``dataset``'s settings, keeping any field a caller already changed
     from the named profile (``get_profile("cpu", n_train=5)`` keeps its 5)."""
     registered = PROFILES.get(profile.name)
-    settings = {k: v for k, v in DATASET_SETTINGS.get(dataset, {}).items()
+    settings = {k: v for k, v in DATASET_SETTINGS.get(dataset, GENERIC_SPLIT).items()
                 if registered is None or getattr(profile, k) == getattr(registered, k)}
+    tuned = TUNED_SETTINGS.get((dataset, profile.name))
+    if tuned is not None and (registered is None
+                              or profile.method_configs == registered.method_configs):
+        settings["method_configs"] = tuned
+        settings["settings_from"] = f"tuned on {dataset} ({profile.name})"
     return replace(profile, dataset=dataset, **settings)
 
 
@@ -108,7 +149,8 @@ def get_profile(name: str | Profile, dataset: str | None = None, subsample: int 
         already adapted to ``dataset``).
     dataset : str, optional
         A dataset name or alias (:func:`dlfd.sources.canonical_name`); applies its
-        :data:`DATASET_SETTINGS`. A profile adapted to one dataset is refused for another.
+        :data:`DATASET_SETTINGS`, or :data:`GENERIC_SPLIT` for a dataset without an entry
+        (``imagefolder``, ``csv``). A profile adapted to one dataset is refused for another.
     subsample : int, optional
         Training images in all, for the datasets in :data:`DATASET_CLASSES`:
         ``n_train = max(2, subsample // classes)`` (docs/method.md, §6 P5 "Fashion-MNIST").
@@ -125,6 +167,8 @@ def get_profile(name: str | Profile, dataset: str | None = None, subsample: int 
     5
     >>> get_profile("cpu", dataset="fashion-mnist", subsample=500).n_train
     50
+    >>> get_profile("cpu", dataset="imagefolder").split_fractions
+    (0.5, 0.15, 0.35)
     """
     if isinstance(name, Profile):
         profile = name

@@ -18,8 +18,8 @@ def test_torchrun_trains_references_that_prepare_reuses(tmp_path):
            "-m", "dlfd.distributed", "--profile", "smoke", "--seed", "0", "--out", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    ckpt = out / "orl_seed0" / "original.pt"
-    assert ckpt.is_file() and (out / "orl_seed0" / "retrained.pt").is_file()
+    ckpt = out / "orl_smoke_seed0" / "original.pt"
+    assert ckpt.is_file() and (out / "orl_smoke_seed0" / "retrained.pt").is_file()
     mtime = ckpt.stat().st_mtime_ns
     prep = experiment.prepare("smoke", 0, out, device="cpu", progress=False)
     assert prep.original_meta["world_size"] == 2

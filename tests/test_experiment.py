@@ -75,3 +75,29 @@ def test_write_report(tmp_path):
     path = experiment.write_report(tmp_path, {"Table": "| a |\n|---|\n| 1 |"})
     text = path.read_text()
     assert text.startswith("# DLFD tutorial run report") and "## Table" in text
+
+
+def test_run_folder_names_carry_dataset_profile_and_seeds():
+    orl_cpu = get_profile("cpu", dataset="orl")
+    assert experiment.run_tag(orl_cpu, 0) == "orl_cpu_seed0"
+    assert experiment.run_tag(get_profile("smoke", dataset="orl"), 0) == "orl_smoke_seed0"
+    # the split seed shows only when it differs from the initialisation seed
+    assert experiment.run_tag(orl_cpu, 3, split_seed=3) == "orl_cpu_seed3"
+    assert experiment.run_tag(orl_cpu, 3, split_seed=0) == "orl_cpu_split0_seed3"
+    assert (experiment.run_tag(orl_cpu, 1, forget="identities", forget_ids=[4, 7])
+            == "orl_cpu_seed1_forget_4-7")
+    with pytest.raises(ValueError, match="not adapted"):
+        experiment.run_tag(get_profile("cpu"), 0)
+
+
+def test_load_seed_split_seed_fixes_the_split_and_forget_set(tmp_path):
+    _, m0, _, f0 = experiment.load_seed("smoke", 0, tmp_path)
+    _, m2, _, f2 = experiment.load_seed("smoke", 2, tmp_path, split_seed=0)
+    _, m2own, _, f2own = experiment.load_seed("smoke", 2, tmp_path)
+    assert m2.hash == m0.hash and m2own.hash != m0.hash
+    assert (f0.name, f2.name, f2own.name) == ("orl_smoke_seed0", "orl_smoke_split0_seed2",
+                                              "orl_smoke_seed2")
+    _, _, _, fcpu = experiment.load_seed("cpu", 0, tmp_path)
+    assert fcpu != f0  # switching profile never collides with another profile's checkpoints
+    with pytest.raises(ValueError, match="split_seed=-1"):
+        experiment.load_seed("smoke", 0, tmp_path, split_seed=-1)

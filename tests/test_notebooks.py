@@ -21,9 +21,9 @@ def test_run_folder_contents(smoke_run):
     out, merged = smoke_run
     for nb in pipeline.NOTEBOOKS:
         assert (out / "notebooks" / nb).is_file()
-    assert (out / "orl_seed0" / "original.pt").is_file()
-    assert (out / "orl_seed0" / "retrained.pt").is_file()
-    assert (out / "orl_seed0" / "manifest.csv").is_file()
+    assert (out / "orl_smoke_seed0" / "original.pt").is_file()
+    assert (out / "orl_smoke_seed0" / "retrained.pt").is_file()
+    assert (out / "orl_smoke_seed0" / "manifest.csv").is_file()
     assert json.loads((out / "metrics.json").read_text()) == merged
 
 

@@ -44,7 +44,8 @@ def test_force_replaces_only_a_run_folder(tmp_path):
 
 
 def test_record_and_merge(tmp_path):
-    pipeline.record(tmp_path, "b", {"x": np.float32(0.5), "n": [np.int64(3)]})
+    # None, so that a notebook cell ending with record(...) echoes nothing
+    assert pipeline.record(tmp_path, "b", {"x": np.float32(0.5), "n": [np.int64(3)]}) is None
     pipeline.record(tmp_path, "a", {"y": 1})
     merged = pipeline.merge_metrics(tmp_path)
     assert merged == {"a": {"y": 1}, "b": {"n": [3], "x": 0.5}}
@@ -131,3 +132,102 @@ def test_split_for_applies_the_dataset_settings():
     small = experiment.split_for(source, get_profile("smoke", dataset="fashion-mnist",
                                                      subsample=100), seed=0)
     assert small.sizes()["retain"] + small.sizes()["forget"] == 100
+
+
+def _tiny_imagefolder(root, classes=2, per_class=3):
+    from PIL import Image
+    for c in range(classes):
+        (root / f"class{c}").mkdir(parents=True)
+        for i in range(per_class):
+            pixels = np.full((8, 8), 10 * (c * per_class + i), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / f"class{c}" / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize("extra, named", [
+    ([], "needs --data-root DIR"),
+    (["--data-root", "/no/such/folder"], "--data-root /no/such/folder does not exist"),
+])
+def test_cli_checks_the_data_root_before_touching_the_folder(tmp_path, capsys, extra, named):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as e:
+        pipeline.main(["run", "--dataset", "imagefolder", "--out", str(out), *extra])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and named in err and "sub-folder per class" in err
+    assert not out.exists()
+
+
+def test_cli_rejects_a_root_without_images(tmp_path, capsys):
+    (tmp_path / "empty" / "a").mkdir(parents=True)
+    with pytest.raises(SystemExit):
+        pipeline.main(["run", "--dataset", "imagefolder", "--data-root", str(tmp_path / "empty"),
+                       "--out", str(tmp_path / "run")])
+    assert "holds no class sub-folders with images" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+class _FakePapermill:
+    """Stands in for papermill: records each call and, for notebook 01, the numbers it would
+    save (an original near chance whose MIA equals the retrained model's)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def execute_notebook(self, src, dst, parameters, **kwargs):
+        self.calls.append((Path(src).name, dict(parameters)))
+        Path(dst).write_text("{}")
+        if Path(src).name.startswith("01"):
+            rec = dict(test_acc=0.55, mia=0.5, mia_se=0.03)
+            pipeline.record(parameters["out_dir"], "01_train_original",
+                            dict(original=rec, retrained=rec, split_sizes={"forget": 90}))
+
+
+def test_cli_passes_the_data_root_to_every_notebook(tmp_path, monkeypatch, capsys):
+    import sys
+
+    fake = _FakePapermill()
+    monkeypatch.setitem(sys.modules, "papermill", fake)
+    root = _tiny_imagefolder(tmp_path / "faces")
+    out = tmp_path / "run"
+    assert pipeline.main(["run", "--profile", "smoke", "--dataset", "imagefolder",
+                          "--data-root", str(root), "--out", str(out)]) == 0
+    assert [name for name, _ in fake.calls] == list(pipeline.NOTEBOOKS)
+    for _, params in fake.calls:
+        assert params == dict(profile="smoke", seed=0, device="auto", dataset="imagefolder",
+                              dataset_root=str(root.resolve()), out_dir=str(out.resolve()))
+    merged = json.loads((out / "metrics.json").read_text())
+    assert set(merged["notebook_seconds"]) == {Path(n).stem for n in pipeline.NOTEBOOKS}
+    assert all(s >= 0 for s in merged["notebook_seconds"].values())
+    # two classes: 0.55 is within 1.5x chance, and the MIA gap is zero
+    assert len(merged["warnings"]) == 2
+    assert "warning: the original model is near chance" in capsys.readouterr().out
+
+
+def test_default_dataset_root_is_none(tmp_path, monkeypatch):
+    import sys
+
+    fake = _FakePapermill()
+    monkeypatch.setitem(sys.modules, "papermill", fake)
+    pipeline.run_pipeline(tmp_path / "run", profile="smoke", notebooks=pipeline.NOTEBOOKS[1:2],
+                          progress=False)
+    assert fake.calls[0][1]["dataset_root"] is None
+    merged = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert merged["warnings"] == [] and list(merged["notebook_seconds"]) == [
+        "02_correlation_collapse"]
+
+
+def test_strip_for_commit_drops_widgets_and_injected_parameters():
+    widget = {"output_type": "display_data",
+              "data": {pipeline.WIDGET_MIME: {"model_id": "x"}, "text/plain": "HBox()"}}
+    figure = {"output_type": "display_data", "data": {"image/png": "iVBOR"}}
+    nb = {"metadata": {"widgets": {"state": {}}, "papermill": {"duration": 3.0}, "kernelspec": {}},
+          "cells": [{"cell_type": "code", "metadata": {"tags": ["injected-parameters"]},
+                     "source": "out_dir = '/abs/path'", "outputs": []},
+                    {"cell_type": "code", "metadata": {"papermill": {"duration": 1.0}, "tags": []},
+                     "source": "plot()", "outputs": [widget, figure]}]}
+    clean = pipeline.strip_for_commit(nb)
+    assert [c["source"] for c in clean["cells"]] == ["plot()"]
+    assert clean["cells"][0]["outputs"] == [figure]
+    assert clean["cells"][0]["metadata"] == {"tags": []}
+    assert set(clean["metadata"]) == {"kernelspec"}
+    assert len(nb["cells"]) == 2  # the input is not modified
