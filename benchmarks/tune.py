@@ -83,6 +83,11 @@ def main(argv=None) -> int:
     p.add_argument("--overwrite", action="store_true", help="replace an existing result file")
     p.add_argument("--selection", default="last", choices=["last", "val", "test"],
                    help="checkpoint selection of every run; 'test' is refused (it reads test)")
+    p.add_argument("--part", default=None,
+                   help="write tune_<dataset>_<profile>.part-<PART>.json (one process of several, "
+                        "each with its own --methods; combine them with --merge)")
+    p.add_argument("--merge", nargs="*", default=None,
+                   help="part files to combine into tune_<dataset>_<profile>.json")
     a = p.parse_args(argv)
     if a.selection == "test":
         p.error("--selection test chooses checkpoints on the test set (docs/method.md §5 D3 "
@@ -93,9 +98,15 @@ def main(argv=None) -> int:
     profile = get_profile(a.profile, dataset=a.dataset)
     cap = epoch_cap(profile)
     space_of = spaces(cap)
-    path = Path(a.out) / f"tune_{a.dataset}_{profile.name}.json"
+    suffix = f".part-{a.part}" if a.part else ""
+    path = Path(a.out) / f"tune_{a.dataset}_{profile.name}{suffix}.json"
     if path.exists() and not a.overwrite:
         p.error(f"{path} exists; pass --overwrite to replace it")
+    if a.merge is not None:
+        report = merge([json.loads(Path(f).read_text()) for f in a.merge])
+        save(report, path, a.overwrite)
+        print(f"method_configs = {report['chosen']!r}")
+        return 0
     preps = [experiment.prepare(profile, seed, f"{a.runs}_{profile.name}", dataset=a.dataset,
                                 device=a.device) for seed in range(a.seeds)]
     chosen, tables, seconds, t0 = {}, {}, {}, time.perf_counter()
@@ -119,13 +130,26 @@ def main(argv=None) -> int:
                   spaces={m: space_of[m] for m in a.methods}, chosen=chosen, grid=tables,
                   seconds=seconds, total_seconds=time.perf_counter() - t0)
 
+    save(report, path, a.overwrite)
+    print(f"method_configs = {chosen!r}")
+    return 0
+
+
+def merge(parts: list[dict]) -> dict:
+    """One report from the part files of processes that tuned different methods."""
+    report = dict(parts[0])
+    for key in ("spaces", "chosen", "grid", "seconds"):
+        report[key] = {m: v for part in parts for m, v in part[key].items()}
+    report["total_seconds"] = sum(part["total_seconds"] for part in parts)
+    return report
+
+
+def save(report: dict, path: Path, overwrite: bool) -> None:
     def write(tmp):
         Path(tmp).write_text(json.dumps(report, indent=2))
 
-    atomic_write(path, write, overwrite=a.overwrite)
-    print(f"method_configs = {chosen!r}")
+    atomic_write(path, write, overwrite=overwrite)
     print(f"wrote {path}")
-    return 0
 
 
 if __name__ == "__main__":

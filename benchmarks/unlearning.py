@@ -1,92 +1,222 @@
-"""Quality and cost of every method, side by side in one process.
+"""Quality, cost and paired confidence intervals of every unlearning method, in one process.
 
-    python benchmarks/unlearning.py --profile cpu --seeds 3
-    python benchmarks/unlearning.py --profile cpu --seeds 3 --dataset fashion-mnist --subsample 2000
+    python benchmarks/unlearning.py --dataset orl --profile cpu --seeds 10
+    python benchmarks/unlearning.py --dataset fashion-mnist --profile cpu --seeds 5
 
-For each seed it trains (or reuses, from --runs) the original and the retrained model, runs
-every baseline and DLFD with the profile's validation-chosen settings, and evaluates them on
-the test split. It writes ``unlearning_<dataset>_<profile>.json`` and ``.md`` to --out with
-the means and stds over seeds, RTE (retrain time / method time, both measured here), DLFD's
-monitoring share of its time and its forward/backward pass counts.
+Protocol (docs/method.md §3 and §5):
 
-The profile is adapted to the dataset by ``dlfd.profiles.get_profile`` (image size,
-unlearning batch, per-class split; ``--subsample`` sets the training images in all), exactly
-as in the notebooks and ``python -m dlfd run``.
+* One split per dataset (``--split-seed``, default 0); seed ``s`` varies the initialisation of
+  the original and retrained models and the randomness of unlearning. The retrained models
+  of the *other* seeds then share this seed's forget set and never saw it, so they are the
+  reference models of the offline likelihood-ratio attack (:mod:`dlfd.attacks`): ``k`` seeds
+  give ``k − 1`` references per target.
+* Every method runs with the settings chosen on validation for this dataset and profile
+  (``benchmarks/tune.py``) and ``selection="last"``: the model after its last step.
+* The public code's protocol (§5 D3 "test-set selection") is measured next to it: the same
+  run keeping the step with the best test NoMUS (``test``), and, to show how much of that
+  gain is selection noise, the step chosen on one half of the test split and scored on the
+  other half (``test-half``). ``dlfd_public`` is the public DLFD as it ran.
+* Every comparison is a paired difference over seeds with a 95% bootstrap CI
+  (:mod:`dlfd.stats`); a CI that contains 0 is "not resolved".
 
-On ORL the forget set is 30 images, so the MIA's standard error is about ±0.09 per seed:
-use several seeds (docs/method.md, §6 P2 "MIA noise"). Fashion-MNIST (Debian's
-``dataset-fashion-mnist``) gives hundreds to thousands of samples per MIA side
-(docs/method.md, §6 P5 "Fashion-MNIST").
+Writes ``unlearning_<dataset>_<profile>.json`` and ``.md`` to ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from dlfd import experiment, reporting
+import torch
+from torch.utils.data import DataLoader, Subset
+from tqdm.auto import tqdm
+
+from dlfd import experiment, reporting, stats
+from dlfd.attacks import lira_for_model
+from dlfd.metrics import evaluate, mia_spread, per_sample_losses
 from dlfd.profiles import get_profile
+from dlfd.unlearn import unlearn
 
-COLUMNS = {"retain_acc": "retain", "forget_acc": "forget", "test_acc": "test", "mia": "MIA",
-           "mia_auc": "loss AUC", "fs": "FS", "nomus": "NoMUS", "js_to_retrained": "JS→retr.",
-           "probe_acc": "probe", "separability": "separability", "seconds": "seconds",
-           "rte": "RTE"}
-FMT = {"seconds": ".2f", "rte": ".1f", "separability": ".2f"}
+COLUMNS = {"forget_acc": "forget", "test_acc": "test", "mia": "MIA", "mia_auc": "loss AUC",
+           "lira_auc": "LiRA AUC", "lira_tpr": "LiRA TPR@5%", "fs": "FS", "nomus": "NoMUS",
+           "probe_acc": "probe", "seconds": "seconds", "rte": "RTE"}
+FMT = {"seconds": ".2f", "rte": ".1f"}
+SELECTIONS = ("last", "test", "test-half")
 
 
-def run(profile: str, seeds: int, dataset: str, subsample: int | None, runs: str, device: str,
-        methods=None) -> dict:
-    """Every method on ``seeds`` seeds of ``profile``, adapted to ``dataset`` (and
-    ``subsample``) by :func:`dlfd.profiles.get_profile`, as the notebooks are."""
-    settings = get_profile(profile, dataset=dataset, subsample=subsample)
-    methods = list(methods or [*settings.methods, "dlfd"])
-    comps, t0 = [], time.perf_counter()
-    for seed in range(seeds):
-        prep = experiment.prepare(settings, seed, f"{runs}/{dataset}_{settings.name}",
-                                  dataset=dataset, device=device)
-        comps.append(experiment.compare(prep, methods))
-    summary = experiment.summarize(comps)
-    dlfd_runs = [c.results["dlfd"] for c in comps if "dlfd" in c.results]
-    cost = {}
-    if dlfd_runs:
-        cost = dict(
-            monitoring_share=[r.info["monitoring_seconds"] / r.seconds for r in dlfd_runs],
-            forward_passes=[r.info["forward_passes"] for r in dlfd_runs],
-            backward_passes=[r.info["backward_passes"] for r in dlfd_runs],
-            synthesised_batches=[r.info["n_synthesised"] for r in dlfd_runs],
-            batches=[r.info["n_batches"] for r in dlfd_runs])
-    steps = {m: [c.results[m].steps for c in comps] for m in methods}
-    return dict(profile=settings.name, dataset=dataset, subsample=subsample, seeds=seeds,
-                split_sizes=prep.manifest.sizes(), summary=summary,
-                dlfd_cost=cost, steps=steps, wall_seconds=time.perf_counter() - t0)
+def test_halves(loader: DataLoader, seed: int) -> tuple[DataLoader, DataLoader]:
+    """Two disjoint halves of the test split: A to select a step on, B to score it."""
+    n = len(loader.dataset)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    return tuple(DataLoader(Subset(loader.dataset, sorted(part)), batch_size=loader.batch_size)
+                 for part in (order[: n // 2], order[n // 2:]))
+
+
+def run_one(prep, method: str, selection: str, halves, references) -> dict:
+    """One method, one seed, one selection rule: its record (LiRA included)."""
+    overrides = {}
+    if selection != "last":
+        overrides["selection"] = "test"
+    data = prep.unlearn_data()
+    if selection == "test":
+        data = dataclasses.replace(data, selection_test=prep.loaders.test)
+    elif selection == "test-half":
+        data = dataclasses.replace(data, selection_test=halves[0])
+    res = unlearn(method, prep.original, data, experiment.method_config(prep, method, overrides))
+    seconds = res.seconds  # the selection's own time is in res.info, not in the method's cost
+    if selection == "test-half":
+        loaders = dataclasses.replace(prep.loaders, test=halves[1])
+        rec = evaluate(res.model, loaders, seed=prep.seed, device=prep.device)
+    else:
+        rec = experiment.assess(prep, res.model, seconds)
+        rec.update(lira_record(res.model, references, prep))
+    for key in ("frac_correct_mean", "linf_mean", "monitoring_seconds", "n_synthesised",
+                "n_batches", "selected_step", "n_steps"):
+        if res.info.get(key) is not None:
+            rec[key] = float(res.info[key])
+    if "monitoring_seconds" in rec:
+        rec["monitoring_share"] = rec["monitoring_seconds"] / max(res.seconds, 1e-9)
+    return rec
+
+
+def lira_record(model, references, prep) -> dict:
+    lira = lira_for_model(model, references, prep.loaders.forget_eval, prep.loaders.test,
+                          prep.device)
+    return dict(lira_auc=lira.auc, lira_tpr=lira.tpr_at_fpr, lira_refs=lira.n_references)
+
+
+def load_settings(path: str | None) -> dict | None:
+    """The settings ``benchmarks/tune.py`` chose (its ``chosen``), or None for the profile's."""
+    if path is None:
+        return None
+    return json.loads(Path(path).read_text())["chosen"]
+
+
+def benchmark_profile(profile: str, dataset: str, settings: dict | None):
+    prof = get_profile(profile, dataset=dataset)
+    if settings is not None:
+        prof = dataclasses.replace(prof, method_configs={**prof.method_configs, **settings},
+                                   settings_from="the --settings file")
+    return prof
+
+
+def prepare_all(prof, dataset: str, seeds: int, runs: str, device: str, split_seed: int):
+    """Every seed's reference models (trained once, then reused from ``runs``)."""
+    return [experiment.prepare(prof, s, runs, dataset=dataset, device=device,
+                               split_seed=split_seed, progress=False) for s in range(seeds)]
+
+
+def run_seeds(preps, only, methods, selection_methods) -> dict[str, dict[int, dict]]:
+    """Records of every model on the seeds in ``only``: {label: {seed: record}}."""
+    per_seed: dict[str, dict[int, dict]] = {}
+    for prep in tqdm([p for p in preps if p.seed in only], desc="seeds"):
+        references = [p.retrained for p in preps if p is not prep]
+        halves = test_halves(prep.loaders.test, prep.seed)
+        for name, model, secs in (("original", prep.original, prep.original_meta["train_seconds"]),
+                                  ("retrained", prep.retrained, prep.retrain_seconds)):
+            rec = experiment.assess(prep, model, secs)
+            rec.update(lira_record(model, references, prep))
+            per_seed.setdefault(name, {})[prep.seed] = rec
+        for method in tqdm(methods, desc=f"methods (seed {prep.seed})", leave=False):
+            for selection in SELECTIONS:
+                if selection != "last" and method not in selection_methods:
+                    continue
+                if method == "dlfd_public" and selection == "last":
+                    continue  # it always selects on the test set, as the public code did
+                label = method if selection == "last" else f"{method} [{selection}]"
+                per_seed.setdefault(label, {})[prep.seed] = run_one(
+                    prep, method, selection, halves, references)
+    return per_seed
+
+
+def finish(prof, dataset: str, preps, per_seed: dict[str, dict[int, dict]], split_seed: int,
+           wall_seconds: float) -> dict:
+    """Summary, paired CIs and MIA noise from the records of all seeds."""
+    seeds = sorted({s for recs in per_seed.values() for s in recs})
+    lists = {k: [v[s] for s in seeds if s in v] for k, v in per_seed.items()}
+    return dict(profile=prof.name, dataset=dataset, seeds=len(seeds), split_seed=split_seed,
+                split_sizes=preps[0].manifest.sizes(), method_configs=prof.method_configs,
+                settings_from=prof.settings_from, per_seed=lists,
+                summary={k: reporting.aggregate(v) for k, v in lists.items()},
+                paired=paired(lists), mia_noise=mia_noise(preps[0]),
+                retrain_seconds=[p.retrain_seconds for p in preps],
+                wall_seconds=wall_seconds)
+
+
+def mia_noise(prep, eval_seeds=range(10)) -> dict:
+    """Evaluation noise of the MIA for one fixed model: the spread over evaluation seeds of
+    the single-subsample MIA and of the averaged one (docs/method.md §6 P2)."""
+    losses = [per_sample_losses(prep.original, prep.loaders.forget_eval, prep.device),
+              per_sample_losses(prep.original, prep.loaders.test, prep.device)]
+    return mia_spread(*losses, eval_seeds=list(eval_seeds), repeats=10).as_dict()
+
+
+def paired(per_seed: dict[str, list[dict]]) -> dict:
+    """Paired NoMUS differences with 95% bootstrap CIs: each label against DLFD and against
+    the retrained model, and each test-selected run against the same method's last step."""
+    nomus = {k: [r["nomus"] for r in v] for k, v in per_seed.items()}
+    out = {}
+    for against in ("dlfd", "retrained"):
+        if against in nomus:
+            rows = {k: v for k, v in nomus.items() if "[" not in k}
+            out[f"vs_{against}"] = stats.paired_table(rows, against=against)
+    inflation = {}
+    for label, values in nomus.items():
+        if "[" in label:
+            method = label.split(" [")[0]
+            base = "dlfd" if method == "dlfd_public" else method
+            if base in nomus:
+                inflation[label] = stats.paired_bootstrap_ci(values, nomus[base])
+    out["selection_vs_last"] = inflation
+    return out
 
 
 def markdown(result: dict) -> str:
-    summary = result["summary"]
-    lines = [f"### {result['dataset']} · profile {result['profile']} · {result['seeds']} seed(s)",
-             "", f"split sizes: {result['split_sizes']}", "",
-             reporting.render_table(summary, COLUMNS, fmt=FMT), ""]
-    cost = result["dlfd_cost"]
-    if cost:
-        def mean(values):
-            return sum(values) / len(values)
-
-        dlfd = summary["dlfd"]
-        lines += [
-            f"- DLFD monitoring share of its time: {mean(cost['monitoring_share']):.1%} "
-            f"(per seed: {', '.join(f'{x:.1%}' for x in cost['monitoring_share'])})",
-            f"- DLFD passes per run: {mean(cost['forward_passes']):.0f} forward, "
-            f"{mean(cost['backward_passes']):.0f} backward; synthesised "
-            f"{mean(cost['synthesised_batches']):.1f} of {mean(cost['batches']):.0f} batches",
-            f"- RTE of DLFD: {dlfd['rte_mean']:.1f} ± {dlfd['rte_std']:.1f}", ""]
-    best = max((k for k in summary if k not in ("original", "retrained")),
-               key=lambda k: summary[k]["nomus_mean"])
-    lines.append(f"Best NoMUS among the methods: **{best}** ({summary[best]['nomus_mean']:.3f}); "
-                 f"retrained {summary['retrained']['nomus_mean']:.3f}, "
-                 f"original {summary['original']['nomus_mean']:.3f}.")
+    s, p = result["summary"], result["paired"]
+    main = {k: v for k, v in s.items() if "[" not in k}
+    lines = [f"### {result['dataset']} · profile {result['profile']} · {result['seeds']} seeds "
+             f"(split {result['split_seed']})", "",
+             f"split sizes: {result['split_sizes']}", "",
+             "Means ± std over seeds; `selection=last` (the model after its last step). "
+             "LiRA: offline likelihood-ratio attack with the other seeds' retrained models "
+             "as references.", "",
+             reporting.render_table(main, COLUMNS, fmt=FMT), ""]
+    for key, title in (("vs_dlfd", "DLFD"), ("vs_retrained", "the retrained model")):
+        if key in p:
+            lines += [f"Paired NoMUS difference to {title} (method − {title.split()[-1]}), "
+                      "95% bootstrap CI over seeds:", "",
+                      stats.render_paired(p[key], "NoMUS"), ""]
+    if p.get("selection_vs_last"):
+        lines += ["The public code's protocol (docs/method.md §5 D3): NoMUS of the step "
+                  "selected on the test set minus NoMUS of the last step. `test` selects and "
+                  "scores on the whole test split (leaks it); `test-half` selects on one half "
+                  "and scores on the other. `dlfd_public` is compared with the project's "
+                  "`dlfd` (last step).", "",
+                  stats.render_paired(p["selection_vs_last"], "NoMUS"), ""]
+    dl = s.get("dlfd", {})
+    if "frac_correct_mean_mean" in dl:
+        lines.append(f"- DLFD: synthesised samples still classified as their label "
+                     f"{dl['frac_correct_mean_mean']:.1%} ± {dl['frac_correct_mean_std']:.1%}; "
+                     f"L∞ of δ {dl['linf_mean_mean'] * 255:.1f}/255; synthesised "
+                     f"{dl['n_synthesised_mean']:.1f} of {dl['n_batches_mean']:.0f} batches; "
+                     f"monitoring {dl['monitoring_share_mean']:.1%} of its time.")
+    pub = s.get("dlfd_public [test]", {})
+    if "frac_correct_mean_mean" in pub:
+        lines.append(f"- dlfd_public: {pub['frac_correct_mean_mean']:.1%} of its synthesised "
+                     "samples keep their label.")
+    n = result["mia_noise"]
+    lines.append(f"- MIA evaluation noise for one fixed model (the original, seed 0), std over "
+                 f"{len(n['eval_seeds'])} evaluation seeds: single subsample "
+                 f"{n['single_std']:.4f}, averaged over {n['repeats']} "
+                 f"{n['averaged_std']:.4f}.")
+    rt = result["retrain_seconds"]
+    lines.append(f"- Retraining took {sum(rt) / len(rt):.1f} s per seed (RTE is measured against "
+                 f"it); method settings {result['settings_from']}.")
     return "\n".join(lines) + "\n"
 
 
@@ -94,31 +224,54 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--profile", default="cpu")
-    parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--dataset", default="orl", choices=["orl", "fashion-mnist"])
-    parser.add_argument("--subsample", type=int, default=None,
-                        help="Fashion-MNIST: training images in all (default 2000; "
-                             "dlfd.profiles.DATASET_SETTINGS)")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="default: 10 on orl, 5 on fashion-mnist")
+    parser.add_argument("--split-seed", type=int, default=0)
     parser.add_argument("--methods", nargs="*", default=None)
+    parser.add_argument("--selection-methods", nargs="*", default=None,
+                        help="methods also run with test-set selection (default: all)")
     parser.add_argument("--runs", default=None,
                         help="folder for the reference models (default: a new temporary "
                              "folder, so that retraining is timed in this run)")
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--settings", default=None,
+                        help="a tune_<dataset>_<profile>.json whose chosen settings replace the "
+                             "profile's (default: dlfd/profiles.py)")
+    parser.add_argument("--only-seeds", nargs="*", type=int, default=None,
+                        help="run only these seeds and write their records to a part file "
+                             "(to spread one benchmark over processes; see --merge)")
+    parser.add_argument("--merge", nargs="*", default=None,
+                        help="part files to combine into the final tables")
     args = parser.parse_args(argv)
-    if args.seeds < 1:
-        parser.error(f"--seeds {args.seeds}: expected at least 1")
-    try:  # a bad profile name, or --subsample for ORL, before any training
-        get_profile(args.profile, dataset=args.dataset, subsample=args.subsample)
-    except ValueError as e:
-        parser.error(str(e))
-
+    seeds = args.seeds or (10 if args.dataset == "orl" else 5)
+    if seeds < 3:
+        parser.error(f"--seeds {seeds}: expected at least 3 (LiRA needs 2 reference models)")
+    t0 = time.perf_counter()
+    prof = benchmark_profile(args.profile, args.dataset, load_settings(args.settings))
+    methods = list(args.methods or [*prof.methods, "dlfd", "dlfd_public"])
+    selection_methods = list(args.selection_methods or methods)
     runs = args.runs or tempfile.mkdtemp(prefix="dlfd-bench-")
-    result = run(args.profile, args.seeds, args.dataset, args.subsample, runs, args.device,
-                 args.methods)
+    preps = prepare_all(prof, args.dataset, seeds, runs, args.device, args.split_seed)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"unlearning_{args.dataset}_{result['profile']}"
+    stem = f"unlearning_{args.dataset}_{prof.name}"
+    if args.only_seeds is not None:
+        per_seed = run_seeds(preps, set(args.only_seeds), methods, selection_methods)
+        part = out / f"part_{stem}_{'-'.join(map(str, args.only_seeds))}.json"
+        reporting.save_json({k: {str(s): r for s, r in v.items()} for k, v in per_seed.items()},
+                            part, overwrite=True)
+        print(f"wrote {part}")
+        return 0
+    if args.merge is not None:
+        per_seed = {}
+        for path in args.merge:
+            for label, recs in json.loads(Path(path).read_text()).items():
+                per_seed.setdefault(label, {}).update({int(s): r for s, r in recs.items()})
+    else:
+        per_seed = run_seeds(preps, set(range(seeds)), methods, selection_methods)
+    result = finish(prof, args.dataset, preps, per_seed, args.split_seed,
+                    time.perf_counter() - t0)
     reporting.save_json(result, out / f"{stem}.json", overwrite=True)
     md = markdown(result)
     (out / f"{stem}.md").write_text(md)

@@ -52,10 +52,20 @@ def accuracy(model: nn.Module, loader: DataLoader, device="cpu") -> float:
     return top1(*predict(model, loader, device))
 
 
+# The loss given to a sample whose logits are not finite: a diverged model (the public DLFD
+# sometimes diverges, docs/method.md §5 D6) is maximally wrong, not a crash of the evaluation.
+DIVERGED_LOSS = 1e4
+
+
+def losses_from_logits(logits: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    """Per-sample cross-entropy; non-finite values become :data:`DIVERGED_LOSS`."""
+    losses = F.cross_entropy(logits.float(), y, reduction="none").cpu().numpy()
+    return np.where(np.isfinite(losses), losses, DIVERGED_LOSS)
+
+
 def per_sample_losses(model: nn.Module, loader: DataLoader, device="cpu") -> np.ndarray:
-    """Cross-entropy of every sample (no reduction)."""
-    logits, y = predict(model, loader, device)
-    return F.cross_entropy(logits, y, reduction="none").numpy()
+    """Cross-entropy of every sample (no reduction); see :func:`losses_from_logits`."""
+    return losses_from_logits(*predict(model, loader, device))
 
 
 @dataclass
@@ -396,8 +406,10 @@ def _accuracies_and_losses(model: nn.Module, loaders, device) -> tuple[dict, dic
                         ("val", loaders.val), ("test", loaders.test)):
         logits, y = predict(model, loader, device)
         accs[f"{key}_acc"] = top1(logits, y)
+        accs["nonfinite_outputs"] = accs.get("nonfinite_outputs", 0) + int(
+            (~torch.isfinite(logits)).any(1).sum())
         if key in ("forget", "test"):
-            losses[key] = F.cross_entropy(logits, y, reduction="none").numpy()
+            losses[key] = losses_from_logits(logits, y)
     return accs, losses
 
 

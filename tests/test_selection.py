@@ -10,6 +10,7 @@ from helpers import toy_loaders
 
 from dlfd.metrics import nomus
 from dlfd.unlearn import REGISTRY, StepSelector, make_config, unlearn
+from dlfd.unlearn.base import SELECTION_CV_SPLITS
 from dlfd.unlearn.monitor import forget_vs_val
 
 FAST = {"dlfd": dict(steps=2, monitor_splits=2, tau=0.0),
@@ -66,7 +67,8 @@ def test_selected_model_is_the_best_step_of_the_same_run(name, mode, toy_origina
     for state in recorded:
         probe = last.model  # any model of the architecture will do
         probe.load_state_dict(state)
-        a = forget_vs_val(probe, data.forget_eval, nonmembers, "cpu", seed=0)
+        a = forget_vs_val(probe, data.forget_eval, nonmembers, "cpu", seed=0,
+                          n_splits=SELECTION_CV_SPLITS)
         scores.append(nomus(a["val_acc"], a["score"], 0.5))
     assert info["selected_step"] == max(range(len(scores)), key=scores.__getitem__)
     assert info["selection_score"] == pytest.approx(max(scores))

@@ -11,10 +11,9 @@ import time
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
-from ..metrics import forgetting_score, mia_from_losses, predict, top1
+from ..metrics import forgetting_score, losses_from_logits, mia_from_losses, predict, top1
 from ..models import eval_mode
 
 __all__ = ["attack_score", "forget_vs_val", "ForgettingMonitor"]
@@ -23,11 +22,11 @@ __all__ = ["attack_score", "forget_vs_val", "ForgettingMonitor"]
 def attack_score(f_logits: torch.Tensor, f_y: torch.Tensor, v_logits: torch.Tensor,
                  v_y: torch.Tensor, *, seed: int, n_splits: int = 10) -> dict:
     """:func:`forget_vs_val`'s scores from logits already computed (members: forget)."""
-    attack = mia_from_losses(F.cross_entropy(f_logits, f_y, reduction="none").cpu().numpy(),
-                             F.cross_entropy(v_logits, v_y, reduction="none").cpu().numpy(),
+    attack = mia_from_losses(losses_from_logits(f_logits, f_y), losses_from_logits(v_logits, v_y),
                              seed=seed, n_splits=n_splits)
+    finite = bool(torch.isfinite(f_logits).all() and torch.isfinite(v_logits).all())
     return {"score": forgetting_score(attack.mean), "mia": attack.mean,
-            "val_acc": top1(v_logits, v_y)}
+            "val_acc": top1(v_logits, v_y), "finite": finite}
 
 
 def forget_vs_val(model: nn.Module, forget: DataLoader, val: DataLoader, device, *, seed: int,
