@@ -114,7 +114,9 @@ def main(argv=None) -> int:
         chosen[method], tables[method] = tune(
             preps, method, space_of[method], base={"selection": a.selection},
             derive=derive(method), eligible=dlfd_ok if method == "dlfd" else None)
-        best = max((r for r in tables[method] if r["eligible"]) or tables[method],
+        if derive(method) is not None:  # the chosen point runs with what it implies
+            chosen[method].update(derive(method)(chosen[method]))
+        best = max([r for r in tables[method] if r["eligible"]] or tables[method],
                    key=lambda r: r["val_nomus"])
         seconds[method] = {"chosen": best["seconds"],
                            "grid_mean": sum(r["seconds"] for r in tables[method])

@@ -28,11 +28,10 @@ How the defaults were chosen
 The defaults are the authors' MUFAC row (docs/method.md §4: lr 0.008, w_ot 3, w_cls 0→1,
 K 15, τ 0.15), with the step size moved to pixel units (the paper's α = 0.4 is in normalised
 units). The profiles override them with values chosen on the **validation** split
-(``dlfd.profiles.CPU_TUNED``): ``benchmarks/tune.py --profile cpu --seeds 3`` ran the grid
-lr ∈ {3e-4, 1e-3} × K ∈ {5, 10} × α ∈ {1, 4}/255 × τ ∈ {0.05, 0.1} on seeds 0–2 and kept the
-best mean validation NoMUS (validation accuracy and the forget-vs-validation MIA;
-``dlfd.tuning``): lr 3e-4, K 10, α 4/255, τ 0.1 (validation NoMUS 0.808; the grid is in
-benchmarks/results/tune_cpu.json). τ = 0.1 sits below the original models' validation
+(``dlfd.profiles.TUNED_SETTINGS``): ``benchmarks/tune.py --profile cpu --dataset orl`` ran
+lr × w_cls start × L∞ budget × α × K and kept the best mean validation NoMUS among the points
+whose synthesised samples stay ≥ 90% correctly labelled while OT rises: lr 1e-3, w_cls from
+0.5, L∞ 8/255, α 1/255, K 10 (the grid is in benchmarks/results/tune_orl_cpu.json). τ = 0.1 sits below the original models' validation
 forgetting score (about 0.14–0.2), as docs/method.md §6 P4 "threshold" asks; the paper's
 0.15 would often stop synthesis before it starts.
 """
