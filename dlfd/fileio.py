@@ -24,6 +24,10 @@ def atomic_write(path: str | Path, write: Callable[[str], None], overwrite: bool
     os.close(fd)
     try:
         write(tmp)
+        # mkstemp creates 0600; give the file the permissions an ordinary open() would
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

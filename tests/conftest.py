@@ -68,3 +68,12 @@ def toy_vector_loader():
                           batch_size=batch_size, shuffle=False)
 
     return make
+
+
+@pytest.fixture
+def batches(toy_unlearn_data):
+    """A retain batch, its labels and a forget batch of 12 toy images each."""
+    data = toy_unlearn_data(original=None)
+    xr, yr = next(iter(data.retain_eval))
+    xf, _ = next(iter(data.forget_eval))
+    return xr[:12], yr[:12], xf[:12]

@@ -15,12 +15,6 @@ from dlfd.unlearn import make_config, unlearn
 FAST = dict(steps=2, monitor_splits=2, tau=0.0)
 
 
-@pytest.fixture
-def batches(toy_unlearn_data):
-    data = toy_unlearn_data(original=None)
-    xr, yr = next(iter(data.retain_eval))
-    xf, _ = next(iter(data.forget_eval))
-    return xr[:12], yr[:12], xf[:12]
 
 
 def test_public_settings():

@@ -14,12 +14,6 @@ from dlfd.synth import FeatureDistancingSynthesizer as Synth
 from dlfd.synth import SynthConfig
 
 
-@pytest.fixture
-def batches(toy_unlearn_data):
-    data = toy_unlearn_data(original=None)
-    xr, yr = next(iter(data.retain_eval))
-    xf, _ = next(iter(data.forget_eval))
-    return xr[:12], yr[:12], xf[:12]
 
 
 @pytest.fixture
