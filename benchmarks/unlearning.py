@@ -1,4 +1,4 @@
-"""Quality, cost and paired confidence intervals of every unlearning method, in one process.
+"""Quality, cost and paired confidence intervals of every unlearning method, side by side.
 
     python benchmarks/unlearning.py --dataset orl --profile cpu --seeds 10
     python benchmarks/unlearning.py --dataset fashion-mnist --profile cpu --seeds 5
