@@ -1,6 +1,15 @@
 """Choose each method's unlearning settings for a profile and dataset on the VALIDATION split.
 
     python benchmarks/tune.py --profile cpu --dataset orl --seeds 3 --out benchmarks/results
+    python benchmarks/tune.py --profile cpu --dataset orl --request person
+
+``--request person`` tunes the "forget one person" section of notebook 04 instead: every
+photo of one person is forgotten (persons 0–3, on their validation photos only), and a
+config scores ``½·(everyone else's validation accuracy) + ½·(1 − accuracy on the person's
+forgotten and validation photos)`` (``dlfd.tuning.person_val_record``), among the configs
+that bring the person's accuracy to ≤ 0.1 while everyone else's validation accuracy falls by
+≤ 0.1 (``dlfd.tuning.person_ok``; the best score of all configs when none does). The result
+goes to ``tune_person_<dataset>_<profile>.json``.
 
 For every method it runs a small grid on every seed, scores each config by the validation
 NoMUS (dlfd/tuning.py: validation accuracy and the forget-vs-validation MIA; the test split
@@ -30,7 +39,7 @@ from pathlib import Path
 from dlfd import experiment
 from dlfd.fileio import atomic_write
 from dlfd.profiles import get_profile
-from dlfd.tuning import tune
+from dlfd.tuning import person_ok, person_val_record, tune
 
 DATASETS = ("orl", "fashion-mnist")
 LRS = [1e-4, 1e-3, 1e-2]
@@ -39,6 +48,13 @@ BASELINES = ("finetune", "neggrad", "neggrad_plus", "cf_k", "eu_k", "random_labe
 METHODS = BASELINES + ("dlfd",)
 DLFD_SPACE = {"lr": [3e-4, 1e-3], "w_cls_start": [0.0, 0.5], "eps_px": [None, 8 / 255],
               "step_size": [1 / 255, 4 / 255], "steps": [5, 10]}
+# "Forget one person" (notebook 04): the methods that section shows, tuned on persons other
+# than the notebook's default person 0, scored by dlfd.tuning.person_val_record.
+PERSON_METHODS = ("finetune", "neggrad_plus", "random_labels", "salun", "scrub", "dlfd")
+PERSONS = (0, 1, 2, 3)
+# acting on three photos of one person, 1e-2 wrecked every model for everyone: a finer grid below
+PERSON_LRS = [1e-4, 3e-4, 1e-3, 3e-3]
+PERSON_DLFD_SPACE = {"lr": [1e-3, 3e-3, 1e-2]}  # the rest of DLFD's settings stay the profile's
 MIN_FRAC_CORRECT = 0.9  # DLFD's synthesised samples must stay correctly labelled
 MIN_OT_RISES = 0.5      # ... and move away from the forget batch in most batches
 
@@ -71,18 +87,38 @@ def dlfd_ok(row: dict) -> bool:
             and row.get("ot_rises") is not None and row["ot_rises"] >= MIN_OT_RISES)
 
 
+def eligible(method: str, person: bool):
+    """The rows a method's winner may come from: DLFD's labelling constraint, and for the
+    person request also forgetting the person while keeping everyone else."""
+    if not person:
+        return dlfd_ok if method == "dlfd" else None
+    if method == "dlfd":
+        return lambda row: person_ok(row) and dlfd_ok(row)
+    return person_ok
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--profile", default="cpu")
     p.add_argument("--dataset", default="orl", choices=DATASETS)
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--methods", nargs="*", default=list(METHODS))
+    p.add_argument("--methods", nargs="*", default=None,
+                   help="default: every method (random), the section's methods (person)")
     p.add_argument("--runs", default="runs/tune", help="where the reference models are cached")
     p.add_argument("--out", default="benchmarks/results")
     p.add_argument("--device", default="auto")
     p.add_argument("--overwrite", action="store_true", help="replace an existing result file")
     p.add_argument("--selection", default="last", choices=["last", "val", "test"],
                    help="checkpoint selection of every run; 'test' is refused (it reads test)")
+    p.add_argument("--request", default="random", choices=["random", "person"],
+                   help="random: random forgetting (the benchmark's); person: forget every photo "
+                        f"of one person (notebook 04), tuned on persons {list(PERSONS)}")
+    p.add_argument("--persons", nargs="*", type=int, default=list(PERSONS),
+                   help=f"with --request person: the persons to tune on (default {list(PERSONS)})")
+    p.add_argument("--space", default=None,
+                   help='JSON replacing the grid of the named methods, e.g. '
+                        '\'{"dlfd": {"tau": [0.02, 0.05]}}\' (the other settings stay the '
+                        "profile's)")
     p.add_argument("--part", default=None,
                    help="write tune_<dataset>_<profile>.part-<PART>.json (one process of several, "
                         "each with its own --methods; combine them with --merge)")
@@ -92,14 +128,22 @@ def main(argv=None) -> int:
     if a.selection == "test":
         p.error("--selection test chooses checkpoints on the test set (docs/method.md §5 D3 "
                 "\"test-set selection\"); tuning reads validation only. Use 'last' or 'val'.")
+    person = a.request == "person"
+    a.methods = a.methods or list(PERSON_METHODS if person else METHODS)
     unknown = sorted(set(a.methods) - set(METHODS))
     if unknown:
         p.error(f"unknown method(s) {unknown}; choose from {sorted(METHODS)}")
     profile = get_profile(a.profile, dataset=a.dataset)
     cap = epoch_cap(profile)
     space_of = spaces(cap)
+    if person:
+        space_of.update({m: {"lr": PERSON_LRS, "epochs": epoch_grid(cap)} for m in BASELINES},
+                        dlfd=dict(PERSON_DLFD_SPACE))
+    if a.space:
+        space_of.update(json.loads(a.space))
     suffix = f".part-{a.part}" if a.part else ""
-    path = Path(a.out) / f"tune_{a.dataset}_{profile.name}{suffix}.json"
+    stem = f"tune_person_{a.dataset}" if person else f"tune_{a.dataset}"
+    path = Path(a.out) / f"{stem}_{profile.name}{suffix}.json"
     if path.exists() and not a.overwrite:
         p.error(f"{path} exists; pass --overwrite to replace it")
     if a.merge is not None:
@@ -107,24 +151,35 @@ def main(argv=None) -> int:
         save(report, path, a.overwrite)
         print(f"method_configs = {report['chosen']!r}")
         return 0
-    preps = [experiment.prepare(profile, seed, f"{a.runs}_{profile.name}", dataset=a.dataset,
-                                device=a.device) for seed in range(a.seeds)]
+    if person:  # one seed per person: the persons are the repeats
+        preps = [experiment.prepare(profile, 0, f"{a.runs}_{profile.name}", dataset=a.dataset,
+                                    device=a.device, forget="identities", forget_ids=[pid])
+                 for pid in a.persons]
+    else:
+        preps = [experiment.prepare(profile, seed, f"{a.runs}_{profile.name}", dataset=a.dataset,
+                                    device=a.device) for seed in range(a.seeds)]
+    score = dict(score=person_val_record, key="val_score") if person else {}
+    key = score.get("key", "val_nomus")
     chosen, tables, seconds, t0 = {}, {}, {}, time.perf_counter()
     for method in a.methods:
         chosen[method], tables[method] = tune(
             preps, method, space_of[method], base={"selection": a.selection},
-            derive=derive(method), eligible=dlfd_ok if method == "dlfd" else None)
+            derive=derive(method), eligible=eligible(method, person), **score)
         if derive(method) is not None:  # the chosen point runs with what it implies
             chosen[method].update(derive(method)(chosen[method]))
         best = max([r for r in tables[method] if r["eligible"]] or tables[method],
-                   key=lambda r: r["val_nomus"])
+                   key=lambda r: r[key])
         seconds[method] = {"chosen": best["seconds"],
                            "grid_mean": sum(r["seconds"] for r in tables[method])
                            / len(tables[method])}
-        print(f"{method:14s} {chosen[method]}  val_nomus={best['val_nomus']:.3f} "
-              f"val_acc={best['val_acc']:.3f} mia_val={best['mia_val']:.3f} "
-              f"seconds={best['seconds']:.2f}", flush=True)
-    report = dict(profile=profile.name, dataset=a.dataset, seeds=a.seeds, selection=a.selection,
+        shown = ("val_score", "person_acc", "others_val_acc") if person else (
+            "val_nomus", "val_acc", "mia_val")
+        print(f"{method:14s} {chosen[method]}  "
+              + " ".join(f"{k}={best[k]:.3f}" for k in shown)
+              + f" seconds={best['seconds']:.2f}", flush=True)
+    report = dict(profile=profile.name, dataset=a.dataset, request=a.request,
+                  persons=list(a.persons) if person else None,
+                  seeds=len(preps), selection=a.selection, score=key,
                   epoch_cap=cap, epoch_cap_rule="max(1, retraining epochs // 10)",
                   retrain_seconds=[prep.retrain_seconds for prep in preps],
                   dlfd_constraint=dict(min_frac_correct=MIN_FRAC_CORRECT,
@@ -143,6 +198,9 @@ def merge(parts: list[dict]) -> dict:
     for key in ("spaces", "chosen", "grid", "seconds"):
         report[key] = {m: v for part in parts for m, v in part[key].items()}
     report["total_seconds"] = sum(part["total_seconds"] for part in parts)
+    # parts may have tuned on different numbers of seeds; later parts win, as for "chosen"
+    report["seeds_per_method"] = {m: part.get("seeds_per_method", {}).get(m, part["seeds"])
+                                  for part in parts for m in part["chosen"]}
     return report
 
 

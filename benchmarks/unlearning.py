@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from dlfd import experiment, reporting, stats
-from dlfd.attacks import lira_for_model
+from dlfd.attacks import confidences, lira_for_model
 from dlfd.metrics import evaluate, mia_spread, per_sample_losses
 from dlfd.profiles import get_profile
 from dlfd.unlearn import unlearn
@@ -88,9 +88,19 @@ def run_one(prep, method: str, selection: str, halves, references) -> dict:
     return rec
 
 
-def lira_record(model, references, prep) -> dict:
-    lira = lira_for_model(model, references, prep.loaders.forget_eval, prep.loaders.test,
-                          prep.device)
+class References:
+    """One seed's LiRA reference models, with their confidences computed once for every
+    target (the references' passes were most of an assessment's cost)."""
+
+    def __init__(self, models, prep):
+        self.models = list(models)
+        self.confs = confidences(self.models, prep.loaders.forget_eval, prep.loaders.test,
+                                 prep.device)
+
+
+def lira_record(model, references: References, prep) -> dict:
+    lira = lira_for_model(model, references.models, prep.loaders.forget_eval, prep.loaders.test,
+                          prep.device, reference_confs=references.confs)
     return dict(lira_auc=lira.auc, lira_tpr=lira.tpr_at_fpr, lira_refs=lira.n_references)
 
 
@@ -123,7 +133,7 @@ def run_seeds(preps, only, methods, selection_methods,
     still leaves what it finished."""
     per_seed: dict[str, dict[int, dict]] = {}
     for prep in tqdm([p for p in preps if p.seed in only], desc="seeds"):
-        references = [p.retrained for p in preps if p is not prep]
+        references = References([p.retrained for p in preps if p is not prep], prep)
         halves = test_halves(prep.loaders.test, prep.seed)
         for name, model, secs in (("original", prep.original, prep.original_meta["train_seconds"]),
                                   ("retrained", prep.retrained, prep.retrain_seconds)):
@@ -154,7 +164,7 @@ def finish(prof, dataset: str, preps, per_seed: dict[str, dict[int, dict]], spli
                 split_sizes=preps[0].manifest.sizes(), method_configs=prof.method_configs,
                 settings_from=prof.settings_from, per_seed=lists,
                 summary={k: reporting.aggregate(v) for k, v in lists.items()},
-                paired=paired(per_seed), mia_noise=mia_noise(preps[0]),
+                paired=stats.paired_comparisons(per_seed), mia_noise=mia_noise(preps[0]),
                 retrain_seconds=[p.retrain_seconds for p in preps],
                 wall_seconds=wall_seconds)
 
@@ -165,36 +175,6 @@ def mia_noise(prep, eval_seeds=range(10)) -> dict:
     losses = [per_sample_losses(prep.original, prep.loaders.forget_eval, prep.device),
               per_sample_losses(prep.original, prep.loaders.test, prep.device)]
     return mia_spread(*losses, eval_seeds=list(eval_seeds), repeats=10).as_dict()
-
-
-def paired(per_seed: dict[str, dict[int, dict]]) -> dict:
-    """Paired NoMUS differences with 95% bootstrap CIs, over the seeds both labels have: each
-    label against DLFD and against the retrained model, and each test-selected run against
-    the same method's last step (``dlfd_public`` against the project's DLFD)."""
-    def ci(label: str, against: str, against_key: str = "nomus"):
-        common = sorted(s for s in set(per_seed[label]) & set(per_seed[against])
-                        if against_key in per_seed[against][s])
-        if len(common) < 2:
-            return None
-        return stats.paired_bootstrap_ci([per_seed[label][s]["nomus"] for s in common],
-                                         [per_seed[against][s][against_key] for s in common])
-
-    out = {}
-    for against in ("dlfd", "retrained"):
-        if against in per_seed:
-            rows = {k: ci(k, against) for k in per_seed if "[" not in k and k != against}
-            out[f"vs_{against}"] = {k: v for k, v in rows.items() if v is not None}
-    inflation = {}
-    for label in per_seed:
-        if "[" in label:
-            method = label.split(" [")[0]
-            base = "dlfd" if method == "dlfd_public" else method
-            # test-half is scored on half B: compare it with the last step on half B
-            key = "nomus_half_b" if label.endswith("[test-half]") else "nomus"
-            if base in per_seed and ci(label, base, key) is not None:
-                inflation[label] = ci(label, base, key)
-    out["selection_vs_last"] = inflation
-    return out
 
 
 def markdown(result: dict) -> str:
@@ -251,7 +231,8 @@ def main(argv=None) -> int:
     parser.add_argument("--split-seed", type=int, default=0)
     parser.add_argument("--methods", nargs="*", default=None)
     parser.add_argument("--selection-methods", nargs="*", default=None,
-                        help="methods also run with test-set selection (default: all)")
+                        help="methods also run with test-set selection (default: all; the flag "
+                             "alone: none)")
     parser.add_argument("--runs", default=None,
                         help="folder for the reference models (default: a new temporary "
                              "folder, so that retraining is timed in this run)")
@@ -272,7 +253,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     prof = benchmark_profile(args.profile, args.dataset, load_settings(args.settings))
     methods = list(args.methods or [*prof.methods, "dlfd", "dlfd_public"])
-    selection_methods = list(args.selection_methods or methods)
+    selection_methods = methods if args.selection_methods is None else args.selection_methods
     runs = args.runs or tempfile.mkdtemp(prefix="dlfd-bench-")
     preps = prepare_all(prof, args.dataset, seeds, runs, args.device, args.split_seed)
     out = Path(args.out)

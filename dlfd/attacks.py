@@ -29,6 +29,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader
 
 from .checks import check_choice, check_int, check_number, require, require_nonempty
+from .metrics import DIVERGED_LOSS
 from .models import eval_mode
 
 __all__ = ["LiRAResult", "logit_confidence", "offline_lira", "lira_for_model", "tpr_at_fpr"]
@@ -53,6 +54,7 @@ def logit_confidence(logits, labels) -> np.ndarray:
     Returns
     -------
     numpy.ndarray of float64, shape (n,)
+        Non-finite values (a diverged model) become ``-DIVERGED_LOSS``.
 
     Examples
     --------
@@ -76,7 +78,10 @@ def logit_confidence(logits, labels) -> np.ndarray:
             f", max {int(y.max()) if len(y) else 0}.")
     true = z.gather(1, y[:, None]).squeeze(1)
     others = z.scatter(1, y[:, None], float("-inf"))
-    return (true - torch.logsumexp(others, dim=1)).numpy()
+    conf = (true - torch.logsumexp(others, dim=1)).numpy()
+    # a diverged model's outputs are maximally wrong, as in the loss-MIA: φ ≈ −loss when
+    # p_y is tiny, so −DIVERGED_LOSS matches the loss it gets there
+    return np.where(np.isfinite(conf), conf, -DIVERGED_LOSS)
 
 
 @dataclass
@@ -255,9 +260,26 @@ def _confidences(models, loader: DataLoader, device) -> np.ndarray:
     return np.stack([np.concatenate(r) for r in rows])
 
 
+def confidences(models, forget_loader: DataLoader, test_loader: DataLoader,
+                device="cpu") -> np.ndarray:
+    """(len(models), n_forget + n_test) logit-scaled confidences, forget examples first, in
+    eval mode (each model's mode restored): what :func:`lira_for_model` scores, and, for the
+    reference models, what a caller attacking many targets can compute once and pass on as
+    its ``reference_confs``."""
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        for m in models:
+            stack.enter_context(eval_mode(m))
+        forget = _confidences(models, forget_loader, device)
+        test = _confidences(models, test_loader, device)
+    return np.concatenate([forget, test], axis=1)
+
+
 def lira_for_model(model: nn.Module, reference_models, forget_loader: DataLoader,
                    test_loader: DataLoader, device="cpu", fpr: float = 0.05,
-                   variance: str = "auto", fit_on: str = "references") -> LiRAResult:
+                   variance: str = "auto", fit_on: str = "references",
+                   reference_confs: np.ndarray | None = None) -> LiRAResult:
     """Offline LiRA of an unlearned model: forget examples as members, test as non-members.
 
     Runs the target and every reference model on both loaders (in eval mode, each model's
@@ -291,6 +313,10 @@ def lira_for_model(model: nn.Module, reference_models, forget_loader: DataLoader
         See :func:`offline_lira`.
     fit_on : {"references"}
         What the attack's statistics are fitted on; anything else raises.
+    reference_confs : ndarray, optional
+        ``confidences(reference_models, forget_loader, test_loader, device)``, computed once
+        by a caller that attacks many targets with the same references on the same
+        (unshuffled) loaders; the reference models are then not run again.
 
     Returns
     -------
@@ -315,14 +341,13 @@ def lira_for_model(model: nn.Module, reference_models, forget_loader: DataLoader
             "trained without the forget set, other than the target.")
     require_nonempty(forget_loader, "forget")
     require_nonempty(test_loader, "test")
-    models = [model, *refs]
-    from contextlib import ExitStack
-
-    with ExitStack() as stack:
-        for m in models:
-            stack.enter_context(eval_mode(m))
-        forget = _confidences(models, forget_loader, device)
-        test = _confidences(models, test_loader, device)
-    conf = np.concatenate([forget, test], axis=1)
-    is_member = np.r_[np.ones(forget.shape[1], bool), np.zeros(test.shape[1], bool)]
-    return offline_lira(conf[0], conf[1:], is_member, fpr=fpr, variance=variance)
+    if reference_confs is None:
+        conf = confidences([model, *refs], forget_loader, test_loader, device)
+        target, reference_confs = conf[0], conf[1:]
+    else:
+        require(reference_confs.shape[0] == len(refs), f"reference_confs has "
+                f"{reference_confs.shape[0]} rows for {len(refs)} reference models.")
+        target = confidences([model], forget_loader, test_loader, device)[0]
+    n_forget = len(forget_loader.dataset)
+    is_member = np.r_[np.ones(n_forget, bool), np.zeros(len(target) - n_forget, bool)]
+    return offline_lira(target, reference_confs, is_member, fpr=fpr, variance=variance)

@@ -11,7 +11,8 @@ into numbers on the penultimate embedding (``model.embed``, the space DLFD works
 * :func:`linear_cka` — how similar the whole representation still is to the original's;
 * :func:`project_2d` — PCA / t-SNE coordinates for the pictures.
 
-:func:`collapse_report` bundles the numbers for one model. scikit-learn is imported inside the
+:func:`collapse_report` bundles the numbers for one model (:func:`collapse_from_embeddings`
+from embeddings a caller already has). scikit-learn is imported inside the
 functions that use it because importing it takes about a second.
 """
 
@@ -169,19 +170,36 @@ def collapse_report(model: nn.Module, loaders, original: nn.Module | None = None
 
     ``loaders`` is a :class:`dlfd.data.Loaders`. Probes are fit on retain (eval transform)
     embeddings and scored on test embeddings, so they measure label information that
-    *generalises*. Keys: ``probe_acc``, ``knn_acc``, ``separability`` (Fisher, on test),
-    ``separability_retain`` (Fisher, on retain) and, with ``original``,
-    ``cka_to_original`` (linear CKA on test embeddings).
+    *generalises*. Keys: see :func:`collapse_from_embeddings`.
     """
     Zr, yr = embeddings(model, loaders.retain_eval, device)
     Zt, yt = embeddings(model, loaders.test, device)
+    Zo = embeddings(original, loaders.test, device)[0] if original is not None else None
+    return collapse_from_embeddings(Zr, yr, Zt, yt, Zo, k=k)
+
+
+def collapse_from_embeddings(Z_retain, y_retain, Z_test, y_test, Z_original_test=None,
+                             k: int = 5) -> dict:
+    """:func:`collapse_report` from embeddings a caller already has.
+
+    Keys: ``probe_acc``, ``knn_acc``, ``separability`` (Fisher, on test),
+    ``separability_retain`` (Fisher, on retain) and, with ``Z_original_test`` (the original
+    model's test embeddings, same order), ``cka_to_original`` (linear CKA); all NaN when the
+    model's embeddings are not finite (it diverged).
+    """
+    keys = ["probe_acc", "knn_acc", "separability", "separability_retain"]
+    if Z_original_test is not None:
+        keys.append("cka_to_original")
+    if not (np.isfinite(Z_retain).all() and np.isfinite(Z_test).all()):
+        # a diverged model (NegGrad at a large learning rate, say) has no features left to
+        # measure: NaN says so, where a probe fit on NaNs would stop the whole evaluation
+        return dict.fromkeys(keys, float("nan"))
     out = {
-        "probe_acc": linear_probe_accuracy(Zr, yr, Zt, yt),
-        "knn_acc": knn_accuracy(Zr, yr, Zt, yt, k=k),
-        "separability": separability(Zt, yt),
-        "separability_retain": separability(Zr, yr),
+        "probe_acc": linear_probe_accuracy(Z_retain, y_retain, Z_test, y_test),
+        "knn_acc": knn_accuracy(Z_retain, y_retain, Z_test, y_test, k=k),
+        "separability": separability(Z_test, y_test),
+        "separability_retain": separability(Z_retain, y_retain),
     }
-    if original is not None:
-        Zo, _ = embeddings(original, loaders.test, device)
-        out["cka_to_original"] = linear_cka(Zt, Zo)
+    if Z_original_test is not None:
+        out["cka_to_original"] = linear_cka(Z_test, Z_original_test)
     return out

@@ -9,6 +9,8 @@ few calls.
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,12 +20,12 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .checks import check_int, require
-from .collapse import collapse_report
+from .collapse import collapse_from_embeddings
 from .data import (ImageTensorDataset, Loaders, Manifest, SplitData, load_split_data,
                    make_loaders, make_split, manifest_from_predefined)
-from .metrics import accuracy, evaluate
-from .profiles import Profile, get_profile
-from .reporting import aggregate
+from .metrics import SplitOutputs, accuracy, all_outputs, evaluate, split_outputs
+from .profiles import PERSON_SETTINGS, Profile, get_profile
+from .reporting import aggregate, save_json
 from .source import Source
 from .sources import get_source
 from .train import TrainConfig, select_device, train_or_load
@@ -47,6 +49,18 @@ class Prepared:
     retrained_meta: dict
     device: torch.device
     split_seed: int | None = None  # None: the same as ``seed``
+    # the references' outputs that every assessment compares against; the references are
+    # never modified (a method works on a copy), so they are computed once
+    _reference_outputs: dict = field(default_factory=dict, repr=False)
+
+    def reference_outputs(self, which: str, split: str) -> SplitOutputs:
+        """``which`` ("original" or "retrained") model's outputs on an evaluation split."""
+        key = (which, split)
+        if key not in self._reference_outputs:
+            model = {"original": self.original, "retrained": self.retrained}[which]
+            loader = getattr(self.loaders, {"forget": "forget_eval", "test": "test"}[split])
+            self._reference_outputs[key] = split_outputs(model, loader, self.device)
+        return self._reference_outputs[key]
 
     @property
     def retrain_seconds(self) -> float:
@@ -189,13 +203,23 @@ class Comparison:
 
     records: dict[str, dict] = field(default_factory=dict)
     results: dict[str, UnlearnResult] = field(default_factory=dict)
+    reused: list[str] = field(default_factory=list)  # labels loaded from saved records
 
 
 def assess(prep: Prepared, model: nn.Module, seconds: float | None = None) -> dict:
-    """One flat record: the evaluation protocol plus the correlation-collapse numbers."""
-    rec = evaluate(model, prep.loaders, retrained=prep.retrained, seed=prep.seed,
-                   device=prep.device, seconds=seconds, retrain_seconds=prep.retrain_seconds)
-    rec.update(collapse_report(model, prep.loaders, prep.original, prep.device))
+    """One flat record: the evaluation protocol plus the correlation-collapse numbers.
+
+    One forward pass per split feeds both (:func:`dlfd.metrics.all_outputs`); the
+    references' outputs are cached on ``prep``.
+    """
+    outs = all_outputs(model, prep.loaders, prep.device)
+    rec = evaluate(model, prep.loaders, seed=prep.seed, device=prep.device, seconds=seconds,
+                   retrain_seconds=prep.retrain_seconds, outputs=outs,
+                   retrained_forget=prep.reference_outputs("retrained", "forget"))
+    rec.update(collapse_from_embeddings(
+        outs["retain"].embeddings.numpy(), outs["retain"].labels.numpy(),
+        outs["test"].embeddings.numpy(), outs["test"].labels.numpy(),
+        prep.reference_outputs("original", "test").embeddings.numpy()))
     return rec
 
 
@@ -215,28 +239,64 @@ DIAGNOSTICS = ("frac_correct_mean", "linf_mean", "n_synthesised", "n_batches", "
 
 
 def compare(prep: Prepared, runs, progress: bool = True, with_references: bool = True,
-            selection_test: bool = False) -> Comparison:
+            selection_test: bool = False, reuse=()) -> Comparison:
     """Run methods on ``prep`` and assess each model (and the two references).
 
     ``runs`` is a list of method names, or a dict label → (method, overrides) for variants
     such as the ablation; overrides go on top of :func:`method_config`. ``selection_test``
     gives the methods the test split for ``selection="test"`` (the public code's protocol,
     docs/method.md §5 D3); leave it off for honest numbers.
+
+    Every record is also saved in ``prep.folder/records/`` with the settings that produced
+    it. A label in ``reuse`` (``"original"`` and ``"retrained"`` included) whose saved
+    record has the same settings is loaded instead of rerun, so that notebook 04 does not
+    repeat what notebook 02 computed; it then has a record but no entry in
+    :attr:`Comparison.results` (no model).
     """
     runs = dict(runs) if isinstance(runs, dict) else {m: (m, {}) for m in runs}
+    reuse = set(reuse)
     out = Comparison()
     ud = prep.unlearn_data(selection_test=selection_test)
     if with_references:
-        out.records["original"] = assess(prep, prep.original, prep.original_meta["train_seconds"])
-        out.records["retrained"] = assess(prep, prep.retrained, prep.retrain_seconds)
+        for name, model, secs in (("original", prep.original, prep.original_meta["train_seconds"]),
+                                  ("retrained", prep.retrained, prep.retrain_seconds)):
+            out.records[name] = _cached(prep, name, {"reference": name}, name in reuse,
+                                        lambda: assess(prep, model, secs), out.reused)
     for label, (method, overrides) in tqdm(runs.items(), desc=f"methods (seed {prep.seed})",
                                            disable=not progress, leave=False):
-        res = unlearn(method, prep.original, ud, method_config(prep, method, overrides))
-        out.results[label] = res
-        out.records[label] = assess(prep, res.model, res.seconds)
-        out.records[label].update({k: float(res.info[k]) for k in DIAGNOSTICS
-                                   if res.info.get(k) is not None})
+        cfg = method_config(prep, method, overrides)
+
+        def run():
+            res = unlearn(method, prep.original, ud, cfg)
+            out.results[label] = res
+            rec = assess(prep, res.model, res.seconds)
+            rec.update({k: float(res.info[k]) for k in DIAGNOSTICS if res.info.get(k) is not None})
+            return rec
+
+        settings = {"method": method, "config": cfg, "selection_test": selection_test}
+        out.records[label] = _cached(prep, label, settings, label in reuse, run, out.reused)
     return out
+
+
+def _cached(prep: Prepared, label: str, settings: dict, reuse: bool, compute,
+            reused: list) -> dict:
+    """``compute()``'s record, saved under ``prep.folder/records/``; with ``reuse``, a saved
+    record of the same settings (and the same reference models) is returned instead, and
+    ``label`` appended to ``reused``."""
+    key = json.loads(json.dumps({**settings, "profile": prep.profile.as_dict(),
+                                 "original": prep.original_meta.get("manifest_hash"),
+                                 "trained": [prep.original_meta.get("train_seconds"),
+                                             prep.retrain_seconds]}, default=str))
+    path = prep.folder / "records" / (re.sub(r"[^A-Za-z0-9_.-]+", "_", label) + ".json")
+    if reuse and path.is_file():
+        saved = json.loads(path.read_text())
+        if saved.get("key") == key:
+            reused.append(label)
+            # save_json stores NaN as null
+            return {k: float("nan") if v is None else v for k, v in saved["record"].items()}
+    rec = compute()
+    save_json({"key": key, "record": rec}, path, overwrite=True)
+    return rec
 
 
 def summarize(comparisons: list[Comparison]) -> dict[str, dict]:
@@ -245,22 +305,40 @@ def summarize(comparisons: list[Comparison]) -> dict[str, dict]:
     return {k: aggregate([c.records[k] for c in comparisons if k in c.records]) for k in labels}
 
 
+def by_seed(seeds, *comparisons: list[Comparison]) -> dict[str, dict[int, dict]]:
+    """Label → {seed: record} from lists of comparisons, each list in the order of ``seeds``
+    (the input of :func:`dlfd.stats.paired_comparisons`)."""
+    out: dict[str, dict[int, dict]] = {}
+    for comps in comparisons:
+        require(len(comps) == len(seeds), f"got {len(comps)} comparisons for {len(seeds)} seeds; "
+                "expected one per seed, in the same order.")
+        for seed, comp in zip(seeds, comps):
+            for label, rec in comp.records.items():
+                out.setdefault(label, {})[seed] = rec
+    return out
+
+
 def forget_person(profile: str | Profile, person: int, seed: int, out_dir: str | Path,
                   dataset: str = "orl", device: str = "auto", methods=("dlfd",),
-                  progress: bool = True, dataset_root: str | None = None) -> dict[str, dict]:
+                  progress: bool = True, dataset_root: str | None = None,
+                  settings: dict | None = None) -> dict[str, dict]:
     """"Forget this person": the ``identities`` policy for one class, then each method.
 
     For every model (original, retrained, each method) it returns the accuracy on the
     person's forgotten training photos, on the person's held-out (val + test) photos, and on
     everyone else's test photos. The retrained model never saw the person: its numbers are
-    the target.
+    the target. Each method runs with its random-forgetting settings updated by
+    ``settings[method]``; by default :data:`dlfd.profiles.PERSON_SETTINGS`, chosen on
+    validation for this request (``benchmarks/tune.py --request person``).
     """
     prep = prepare(profile, seed, out_dir, dataset, dataset_root, device=device,
                    forget="identities", forget_ids=[person], progress=progress)
+    if settings is None:
+        settings = PERSON_SETTINGS.get((prep.profile.dataset, prep.profile.name), {})
     models = {"original": prep.original, "retrained": prep.retrained}
     ud = prep.unlearn_data()
-    for m in methods:
-        models[m] = unlearn(m, prep.original, ud, method_config(prep, m)).model
+    for m in tqdm(methods, desc=f"methods (person {person})", disable=not progress, leave=False):
+        models[m] = unlearn(m, prep.original, ud, method_config(prep, m, settings.get(m))).model
     data = prep.data
     held_x = torch.cat([data.images["val"], data.images["test"]])
     held_y = torch.cat([data.labels["val"], data.labels["test"]])

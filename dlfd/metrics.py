@@ -19,17 +19,61 @@ from .checks import check_int, check_number, require
 from .models import eval_mode
 
 
+@dataclass
+class SplitOutputs:
+    """One eval-mode pass of a model over one split: what every evaluation needs from it.
+
+    ``embeddings`` (the penultimate features, ``model.embed``) is None for a model without
+    ``embed``; ``logits`` is then ``model(x)``, otherwise ``model.head(embeddings)``, which is
+    the same computation (docs/method.md §2.3).
+    """
+
+    logits: torch.Tensor
+    labels: torch.Tensor
+    embeddings: torch.Tensor | None = None
+
+
 @torch.no_grad()
-def predict(model: nn.Module, loader: DataLoader, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and labels over a loader, in eval mode (the model's mode is restored)."""
-    outs, ys = [], []
+def split_outputs(model: nn.Module, loader: DataLoader, device="cpu") -> SplitOutputs:
+    """Logits, labels and (when the model has ``embed``) embeddings in one pass, eval mode.
+
+    One pass instead of one per metric: the forward passes are most of an evaluation's cost
+    on a CPU, and the accuracies, the MIA, the distances to the retrained model and the
+    collapse measures all read the same outputs.
+    """
+    has_embed = hasattr(model, "embed") and hasattr(model, "head")
+    zs, outs, ys = [], [], []
     with eval_mode(model):
         for x, y in loader:
-            outs.append(model(x.to(device)).float().cpu())
-            ys.append(y)
+            x = x.to(device)
+            if has_embed:
+                z = model.embed(x)
+                zs.append(z.float().cpu())
+                outs.append(model.head(z).float().cpu())
+            else:
+                outs.append(model(x).float().cpu())
+            ys.append(torch.as_tensor(y))
     if not outs:
-        return torch.empty(0), torch.empty(0, dtype=torch.long)
-    return torch.cat(outs), torch.cat(ys)
+        return SplitOutputs(torch.empty(0), torch.empty(0, dtype=torch.long),
+                            torch.empty(0) if has_embed else None)
+    return SplitOutputs(torch.cat(outs), torch.cat(ys).long(),
+                        torch.cat(zs) if has_embed else None)
+
+
+def predict(model: nn.Module, loader: DataLoader, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and labels over a loader, in eval mode (the model's mode is restored)."""
+    out = split_outputs(model, loader, device)
+    return out.logits, out.labels
+
+
+EVAL_SPLITS = {"retain": "retain_eval", "forget": "forget_eval", "val": "val", "test": "test"}
+
+
+def all_outputs(model: nn.Module, loaders, device="cpu") -> dict[str, SplitOutputs]:
+    """:func:`split_outputs` for the four evaluation splits of a :class:`dlfd.data.Loaders`,
+    keyed ``retain``, ``forget``, ``val``, ``test``."""
+    return {key: split_outputs(model, getattr(loaders, attr), device)
+            for key, attr in EVAL_SPLITS.items()}
 
 
 def _hits(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -396,26 +440,38 @@ def activation_distance(model_a: nn.Module, model_b: nn.Module, loader: DataLoad
 # --------------------------------------------------------------------------- one record per run
 
 
-def _accuracies_and_losses(model: nn.Module, loaders, device) -> tuple[dict, dict]:
-    """``{split}_acc`` for the four evaluation splits, and the per-sample losses the MIA needs.
-
-    One pass per split gives both.
-    """
-    accs, losses = {}, {}
-    for key, loader in (("retain", loaders.retain_eval), ("forget", loaders.forget_eval),
-                        ("val", loaders.val), ("test", loaders.test)):
-        logits, y = predict(model, loader, device)
-        accs[f"{key}_acc"] = top1(logits, y)
-        accs["nonfinite_outputs"] = accs.get("nonfinite_outputs", 0) + int(
-            (~torch.isfinite(logits)).any(1).sum())
+def _accuracies_and_losses(outs: dict[str, SplitOutputs]) -> tuple[dict, dict]:
+    """``{split}_acc`` for the four evaluation splits, and the per-sample losses the MIA needs."""
+    accs, losses = {"nonfinite_outputs": 0}, {}
+    for key, o in outs.items():
+        accs[f"{key}_acc"] = top1(o.logits, o.labels)
+        accs["nonfinite_outputs"] += int((~torch.isfinite(o.logits)).any(1).sum())
         if key in ("forget", "test"):
-            losses[key] = losses_from_logits(logits, y)
+            losses[key] = losses_from_logits(o.logits, o.labels)
     return accs, losses
+
+
+def distances(outs: SplitOutputs, reference: SplitOutputs) -> dict:
+    """``js_to_retrained`` and ``act_dist_to_retrained`` from two models' outputs on the same
+    samples in the same order (see :func:`js_divergence` and :func:`activation_distance`)."""
+    require(len(outs.labels) == len(reference.labels),
+            f"distances need outputs on the same samples; got {len(outs.labels)} and "
+            f"{len(reference.labels)}.")
+    if len(outs.labels) == 0:
+        return {"js_to_retrained": float("nan"), "act_dist_to_retrained": float("nan")}
+    js = _js_rows(F.softmax(outs.logits.double(), 1), F.softmax(reference.logits.double(), 1))
+    out = {"js_to_retrained": float(js.sum()) / len(js)}
+    if outs.embeddings is not None and reference.embeddings is not None:
+        act = (outs.embeddings.double() - reference.embeddings.double()).norm(dim=1)
+        out["act_dist_to_retrained"] = float(act.sum()) / len(act)
+    return out
 
 
 def evaluate(model: nn.Module, loaders, *, retrained: nn.Module | None = None, seed: int = 0,
              device="cpu", seconds: float | None = None, retrain_seconds: float | None = None,
-             mia_splits: int = 10, mia_repeats: int = 10) -> dict:
+             mia_splits: int = 10, mia_repeats: int = 10,
+             outputs: dict[str, SplitOutputs] | None = None,
+             retrained_forget: SplitOutputs | None = None) -> dict:
     """The full evaluation protocol for one model, as a flat dict of floats.
 
     Parameters
@@ -438,6 +494,12 @@ def evaluate(model: nn.Module, loaders, *, retrained: nn.Module | None = None, s
     mia_repeats : int, default 10
         Balanced subsamples of the non-members that the MIA is averaged over
         (:func:`averaged_mia`); 1 gives the single-subsample MIA of earlier versions.
+    outputs : dict of SplitOutputs, optional
+        ``model``'s outputs from :func:`all_outputs`, when the caller already has them (it
+        then reads no loader for ``model``).
+    retrained_forget : SplitOutputs, optional
+        ``retrained``'s outputs on forget_eval (:func:`split_outputs`), for a caller that
+        evaluates many models against the same retrained model.
 
     Returns
     -------
@@ -462,17 +524,18 @@ def evaluate(model: nn.Module, loaders, *, retrained: nn.Module | None = None, s
     Choi & Na, "Distribution-Level Feature Distancing for Machine Unlearning", AAAI 2025,
     arXiv:2409.14747. docs/method.md §3 (MIA, FS, NoMUS, RTE, reference models).
     """
-    out, losses = _accuracies_and_losses(model, loaders, device)
+    outs = outputs if outputs is not None else all_outputs(model, loaders, device)
+    out, losses = _accuracies_and_losses(outs)
     res = averaged_mia(losses["forget"], losses["test"], repeats=mia_repeats, seed=seed,
                        n_splits=mia_splits)
     out.update(mia=res.mia, mia_se=res.mia_se, mia_single=res.values[0], mia_auc=res.auc,
                mia_n=min(res.n_members, res.n_nonmembers), mia_repeats=res.repeats)
     out["fs"] = forgetting_score(res.mia)
     out["nomus"] = nomus(out["test_acc"], out["fs"])
-    if retrained is not None:
-        out["js_to_retrained"] = js_divergence(model, retrained, loaders.forget_eval, device)
-        out["act_dist_to_retrained"] = activation_distance(model, retrained, loaders.forget_eval,
-                                                           device)
+    if retrained is not None or retrained_forget is not None:
+        ref = (retrained_forget if retrained_forget is not None
+               else split_outputs(retrained, loaders.forget_eval, device))
+        out.update(distances(outs["forget"], ref))
     if seconds is not None:
         out["seconds"] = float(seconds)
         if retrain_seconds is not None:

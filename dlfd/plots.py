@@ -127,3 +127,36 @@ def trace_plot(trace: list[dict], tau: float | None = None):
     axes[2].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def collapse_curve(sweeps: dict[str, list[tuple[float, dict]]], points: dict[str, dict],
+                   measures=(("probe_acc", "linear probe accuracy (test)"),
+                             ("separability", "Fisher separability (test)")),
+                   x: str = "mia"):
+    """Correlation collapse as a curve: each collapse measure against the forgetting reached.
+
+    ``sweeps`` maps a method to ``[(strength, record), ...]`` (one line per method, its points
+    labelled by strength); ``points`` maps a model (original, retrained, Fine-tune, DLFD) to
+    one record, drawn as a marker. Forgetting moves right to left: the retrained model's MIA
+    is the target. A method collapses where its line falls while its MIA is still above the
+    retrained model's (notebook 02; docs/method.md §1).
+    """
+    fig, axes = plt.subplots(1, len(measures), figsize=(5.2 * len(measures), 4), squeeze=False)
+    markers = dict(zip(points, "*sDP^v"))
+    for ax, (key, label) in zip(axes[0], measures):
+        for method, rows in sweeps.items():
+            rows = sorted(rows, key=lambda r: r[0])
+            xs, ys = [r[x] for _, r in rows], [r[key] for _, r in rows]
+            (line,) = ax.plot(xs, ys, "o-", label=method, alpha=0.85)
+            for (strength, _), xi, yi in zip(rows, xs, ys):
+                ax.annotate(f"{strength:g}", (xi, yi), fontsize=7, color=line.get_color(),
+                            xytext=(3, 3), textcoords="offset points")
+        for name, rec in points.items():
+            ax.plot(rec[x], rec[key], markers[name], color="k" if name == "retrained" else None,
+                    ms=13 if name == "retrained" else 8, ls="none", label=name)
+        ax.set(xlabel="MIA (forget vs test; 0.5 = forgotten)", ylabel=label)
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle("collapse measures against forgetting; numbers are learning rates", fontsize=10)
+    fig.tight_layout()
+    return fig

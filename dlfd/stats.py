@@ -20,7 +20,8 @@ import numpy as np
 
 from .checks import check_int, check_number, require
 
-__all__ = ["PairedCI", "paired_bootstrap_ci", "paired_table", "render_paired"]
+__all__ = ["PairedCI", "paired_bootstrap_ci", "paired_table", "paired_comparisons",
+           "render_paired"]
 
 
 @dataclass
@@ -209,3 +210,52 @@ def render_paired(table: dict[str, PairedCI], metric_name: str, fmt: str = "+.3f
         lines.append(f"| {label} | {format(ci.mean, fmt)} | {cell} | "
                      f"{'yes' if ci.resolved else 'no'} |")
     return "\n".join(lines)
+
+
+def paired_comparisons(per_seed: dict[str, dict[int, dict]], key: str = "nomus") -> dict:
+    """The benchmark's and notebook 04's paired comparisons of one metric, 95% bootstrap CIs.
+
+    Parameters
+    ----------
+    per_seed : dict
+        Label → {seed: record}. A label ``"<method> [<selection>]"`` is a run of ``method``
+        that kept the step selected on the test set (docs/method.md §5 D3); ``"[test-half]"``
+        runs were scored on half B of the test split, and their records' ``<key>_half_b``
+        holds the same method's last step on that half.
+    key : str
+        The metric compared (a record key).
+
+    Returns
+    -------
+    dict
+        ``vs_dlfd`` and ``vs_retrained`` (when those labels exist): every plain label minus
+        that reference; ``selection_vs_last``: every selected run minus the same method's
+        last step (``dlfd_public`` minus the project's ``dlfd``). Each maps a label to a
+        :class:`PairedCI` over the seeds both sides have; a pair with fewer than 2 common
+        seeds is left out (a CI needs 2).
+    """
+    def ci(label: str, against: str, against_key: str = key):
+        common = sorted(s for s in set(per_seed[label]) & set(per_seed[against])
+                        if against_key in per_seed[against][s])
+        if len(common) < 2:
+            return None
+        return paired_bootstrap_ci([per_seed[label][s][key] for s in common],
+                                   [per_seed[against][s][against_key] for s in common])
+
+    out = {}
+    for against in ("dlfd", "retrained"):
+        if against in per_seed:
+            rows = {k: ci(k, against) for k in per_seed if "[" not in k and k != against}
+            out[f"vs_{against}"] = {k: v for k, v in rows.items() if v is not None}
+    inflation = {}
+    for label in per_seed:
+        if "[" in label:
+            method = label.split(" [")[0]
+            base = "dlfd" if method == "dlfd_public" else method
+            # test-half is scored on half B: compare it with the last step on half B
+            against_key = f"{key}_half_b" if label.endswith("[test-half]") else key
+            row = ci(label, base, against_key) if base in per_seed else None
+            if row is not None:
+                inflation[label] = row
+    out["selection_vs_last"] = inflation
+    return out

@@ -8,8 +8,9 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from dlfd.attacks import lira_for_model, logit_confidence, offline_lira, tpr_at_fpr
-from dlfd.metrics import averaged_mia, mia_from_losses, mia_spread, repeat_seeds
+from dlfd.attacks import (confidences, lira_for_model, logit_confidence, offline_lira,
+                          tpr_at_fpr)
+from dlfd.metrics import DIVERGED_LOSS, averaged_mia, mia_from_losses, mia_spread, repeat_seeds
 
 
 # --------------------------------------------------------------------------- averaged MIA
@@ -202,6 +203,10 @@ def test_lira_for_model_runs_on_tiny_models():
     # One pass per batch keeps examples aligned across models, even with a shuffling loader.
     shuffled = lira_for_model(target, refs, _loader(xf, yf, True), _loader(xt, yt, True))
     assert shuffled.auc == pytest.approx(r.auc)
+    # References scored once and reused for many targets give the same attack.
+    conf = confidences(refs, _loader(xf, yf), _loader(xt, yt))
+    cached = lira_for_model(target, refs, _loader(xf, yf), _loader(xt, yt), reference_confs=conf)
+    assert cached.auc == r.auc and np.array_equal(cached.scores, r.scores)
     # A reference must be another model: calibrating the target against itself hides it.
     with pytest.raises(ValueError, match="among the reference"):
         lira_for_model(target, [target, refs[0]], _loader(xf, yf), _loader(xt, yt))
@@ -214,3 +219,8 @@ def test_lira_for_model_only_fits_on_references():
                        fit_on="test")
     with pytest.raises(ValueError, match="at least 2"):
         lira_for_model(_linear(0), [_linear(1)], _loader(x, y), _loader(x, y))
+
+
+def test_diverged_outputs_are_maximally_wrong_not_a_crash():
+    conf = logit_confidence(torch.tensor([[float("nan"), 0.0], [3.0, 0.0]]), torch.tensor([0, 0]))
+    assert conf[0] == -DIVERGED_LOSS and conf[1] == pytest.approx(3.0)

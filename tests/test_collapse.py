@@ -118,3 +118,14 @@ def test_collapse_report_on_toy_model(toy_data, toy_original):
     assert rep["cka_to_original"] == pytest.approx(1.0, abs=1e-6)
     assert rep["probe_acc"] > 0.5  # chance is 1/3; the original generalises
     assert rep["separability_retain"] > rep["separability"] > 0  # fits train better than test
+
+
+def test_collapse_of_a_diverged_model_is_nan_not_a_crash():
+    Z = np.random.default_rng(0).normal(size=(12, 4))
+    y = np.arange(12) % 3
+    bad = Z.copy()
+    bad[3, 1] = np.nan
+    rep = C.collapse_from_embeddings(Z, y, bad, y, Z)
+    assert set(rep) == {"probe_acc", "knn_acc", "separability", "separability_retain",
+                        "cka_to_original"}
+    assert all(np.isnan(v) for v in rep.values())

@@ -2,6 +2,7 @@
 accuracies and the report, on the toy task from tests/helpers.py (no ORL training needed)."""
 
 import copy
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,26 @@ def test_compare_and_summarize(toy_data, toy_original, tmp_path):
     assert summary["ft"]["n"] == 2
     # the same seed gives the same model, so the spread over the two runs is zero
     assert summary["ft"]["test_acc_std"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_compare_reuses_saved_records_only_for_the_same_settings(toy_data, toy_original,
+                                                                 tmp_path, monkeypatch):
+    prep = _prep(toy_data, toy_original, tmp_path)
+    first = experiment.compare(prep, {"ft": ("finetune", {"lr": 1e-3})}, progress=False)
+    assert (tmp_path / "records" / "ft.json").is_file()
+    calls = []
+    real = experiment.unlearn
+    monkeypatch.setattr(experiment, "unlearn", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    again = experiment.compare(prep, {"ft": ("finetune", {"lr": 1e-3})}, progress=False,
+                               reuse=["ft", "original", "retrained"])
+    assert calls == [] and "ft" not in again.results  # loaded, not rerun: no model
+    for label, rec in first.records.items():
+        assert again.records[label].keys() == rec.keys()
+        for k, v in rec.items():
+            assert again.records[label][k] == pytest.approx(v, nan_ok=True), (label, k)
+    other = experiment.compare(prep, {"ft": ("finetune", {"lr": 1e-2})}, progress=False,
+                               reuse=["ft"])
+    assert calls == ["finetune"] and "ft" in other.results  # other settings: rerun
 
 
 def test_method_config_layers_profile_then_overrides(toy_data, toy_original, tmp_path):
@@ -101,3 +122,33 @@ def test_load_seed_split_seed_fixes_the_split_and_forget_set(tmp_path):
     assert fcpu != f0  # switching profile never collides with another profile's checkpoints
     with pytest.raises(ValueError, match="split_seed=-1"):
         experiment.load_seed("smoke", 0, tmp_path, split_seed=-1)
+
+
+def test_person_score_counts_the_persons_photos_and_everyone_elses(toy_data, toy_original,
+                                                                   tmp_path):
+    """person_val_record against a direct count, on a model that predicts one class for all."""
+    prep = _prep(toy_data, toy_original, tmp_path)
+
+    class Constant(torch.nn.Module):
+        def forward(self, x):
+            out = torch.zeros(len(x), toy_data.num_classes)
+            out[:, 0] = 1.0
+            return out
+
+    # the scorer reads the person(s) from the forget labels: make it one class
+    labels = {**toy_data.labels, "forget": torch.ones_like(toy_data.labels["forget"])}
+    prep.data = dataclasses.replace(toy_data, labels=labels)
+    rec = tuning.person_val_record(Constant(), prep)
+    persons = {1}
+    val = toy_data.labels["val"]
+    mine = torch.tensor([int(v) in persons for v in val])
+    # forget_eval still holds the original forget photos, scored against their own labels
+    forget_hits = toy_data.labels["forget"] == 0
+    person_hits = torch.cat([forget_hits, val[mine] == 0])
+    assert rec["person_acc"] == pytest.approx(float(person_hits.float().mean()))
+    assert rec["others_val_acc"] == pytest.approx(float((val[~mine] == 0).float().mean()))
+    same = tuning.person_val_record(toy_original, prep)
+    assert same["others_val_drop"] == 0.0
+    assert tuning.person_ok({"person_acc": 0.0, "others_val_drop": 0.1})
+    assert not tuning.person_ok({"person_acc": 0.0, "others_val_drop": 0.11})
+    assert not tuning.person_ok({"person_acc": 0.2, "others_val_drop": 0.0})

@@ -179,3 +179,27 @@ def test_evaluate_record(toy_data, toy_original):
     assert rec["rte"] == pytest.approx(5.0)
     bare = M.evaluate(toy_original, ld)
     assert not {"js_to_retrained", "act_dist_to_retrained", "seconds", "rte"} & set(bare)
+
+
+def test_one_pass_outputs_give_the_same_record(toy_data, toy_original):
+    """evaluate() from precomputed outputs (experiment.assess's one pass per split) equals
+    the record computed model by model, distances to another model included."""
+    ld = toy_loaders(toy_data)
+    other = copy.deepcopy(toy_original)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    slow = M.evaluate(toy_original, ld, retrained=other, seed=3)
+    outs = M.all_outputs(toy_original, ld)
+    fast = M.evaluate(toy_original, ld, seed=3, outputs=outs,
+                      retrained_forget=M.split_outputs(other, ld.forget_eval))
+    assert fast.keys() == slow.keys()
+    for k in slow:
+        assert fast[k] == pytest.approx(slow[k], rel=1e-12, abs=1e-15), k
+    assert fast["js_to_retrained"] == pytest.approx(
+        M.js_divergence(toy_original, other, ld.forget_eval), rel=1e-12)
+    assert fast["act_dist_to_retrained"] == pytest.approx(
+        M.activation_distance(toy_original, other, ld.forget_eval), rel=1e-12)
+    logits, y = M.predict(toy_original, ld.test)
+    assert torch.equal(outs["test"].labels, y)
+    assert torch.allclose(outs["test"].logits, logits, atol=1e-6)

@@ -46,7 +46,10 @@ def test_rerun_refuses_existing_folder(smoke_run):
 def test_notebook02_compares_the_error_maximising_methods(smoke_run):
     m = smoke_run[1]["02_correlation_collapse"]
     assert set(m["summary"]) == {"original", "retrained", "finetune", "neggrad", "unsir",
-                                 "bad_teacher"}
+                                 "bad_teacher", "dlfd"}
+    # the collapse curve: every error-maximising method at two strengths on the smoke profile
+    assert {k: [lr for lr, _ in v] for k, v in m["sweep"].items()} == {
+        k: [1e-3, 1e-2] for k in ("neggrad", "unsir", "bad_teacher")}
     for rec in m["summary"].values():
         assert 0.0 <= rec["test_acc_mean"] <= 1.0
         assert 0.0 <= rec["probe_acc_mean"] <= 1.0
@@ -68,8 +71,26 @@ def test_notebook04_report_and_tables(smoke_run):
     assert set(m["ablation"]) == {"DLFD", "without OT", "without CE term", "always synthesise",
                                   "φ = embedding"}
     assert len(m["dlfd_trace_seed0"]) == m["dlfd_info_seed0"]["n_batches"]
+    # what notebook 02 computed with the same settings is reused, not rerun; DLFD reruns
+    assert {"original", "retrained", "finetune"} <= set(m["reused_seed0"])
+    assert "dlfd" not in m["reused_seed0"]
     person = m["forget_person"]["results"]
     # the retrained model never saw the person's training photos
     assert person["retrained"]["person_forget_acc"] <= person["original"]["person_forget_acc"]
     report = (out / "report.md").read_text()
     assert "## Ablation" in report and "| dlfd |" in report
+
+
+@pytest.mark.parametrize("name", pipeline.NOTEBOOKS)
+def test_notebooks_teach_in_order(name):
+    """Every code cell follows a markdown cell; each notebook opens with what it teaches and
+    closes with what this run showed."""
+    nb = json.loads((pipeline.notebooks_dir() / name).read_text())
+    cells = nb["cells"]
+    bare = [i for i, c in enumerate(cells) if c["cell_type"] == "code"
+            and (i == 0 or cells[i - 1]["cell_type"] != "markdown")]
+    assert bare == [], f"code cells without a markdown cell before them: {bare}"
+    heads = ["".join(c["source"]).splitlines()[0] for c in cells if c["cell_type"] == "markdown"]
+    assert "## What you will learn" in heads[:3] and "## What we saw" in heads[-3:]
+    text = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    assert "arxiv.org/abs/2409.14747" in text and "$" in text  # the paper, and LaTeX

@@ -142,3 +142,24 @@ def tuning_grid(space):
     from dlfd.tuning import grid
 
     return grid(space)
+
+
+@pytest.mark.parametrize("stem, table, request_kind", [
+    ("tune_orl_cpu", "TUNED_SETTINGS", "random"),
+    ("tune_fashion-mnist_cpu", "TUNED_SETTINGS", "random"),
+    ("tune_person_orl_cpu", "PERSON_SETTINGS", "person"),
+])
+def test_committed_settings_are_the_ones_tuning_chose(stem, table, request_kind):
+    """Every default in dlfd/profiles.py traces to a validation run in benchmarks/results/."""
+    import json
+    from pathlib import Path
+
+    from dlfd import profiles
+
+    report = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+                         / f"{stem}.json").read_text())
+    assert report.get("request", "random") == request_kind
+    assert report["selection"] != "test"
+    settings = getattr(profiles, table)[(report["dataset"], report["profile"])]
+    for method, chosen in report["chosen"].items():
+        assert {k: settings[method][k] for k in chosen} == chosen, method

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dlfd.stats import PairedCI, paired_bootstrap_ci, paired_table, render_paired
+from dlfd.stats import (PairedCI, paired_bootstrap_ci, paired_comparisons, paired_table,
+                        render_paired)
 
 
 @pytest.mark.parametrize("d", [0.0, 0.25, -1.5])
@@ -98,3 +99,23 @@ def test_paired_table_errors_name_the_method():
         paired_table({"a": [1.0, 2.0], "b": [1.0, 2.0]}, against="nope")
     with pytest.raises(ValueError, match="'short' has 2 values and 'a' has 3"):
         paired_table({"a": [1.0, 2.0, 3.0], "short": [1.0, 2.0]}, against="a")
+
+
+def test_paired_comparisons_pairs_by_seed_and_selection():
+    rec = lambda v, **kw: {"nomus": v, **kw}
+    per_seed = {
+        "retrained": {0: rec(0.9), 1: rec(0.8), 2: rec(0.85)},
+        "dlfd": {0: rec(0.7), 1: rec(0.6), 2: rec(0.65)},
+        "ft": {0: rec(0.75), 1: rec(0.65), 2: rec(0.7, nomus_half_b=0.5)},
+        "ft [test]": {0: rec(0.8), 1: rec(0.7)},          # seeds 0 and 1 only
+        "ft [test-half]": {1: rec(0.6), 2: rec(0.55)},    # against ft's half B: seed 2 only
+        "dlfd_public [test]": {0: rec(0.6), 1: rec(0.5), 2: rec(0.55)},
+    }
+    out = paired_comparisons(per_seed)
+    assert set(out["vs_dlfd"]) == {"retrained", "ft"}
+    assert out["vs_dlfd"]["ft"].mean == pytest.approx(0.05)
+    assert out["vs_retrained"]["dlfd"].mean == pytest.approx(-0.2)
+    sel = out["selection_vs_last"]
+    assert sel["ft [test]"].n == 2 and sel["ft [test]"].mean == pytest.approx(0.05)
+    assert "ft [test-half]" not in sel  # one common seed with a half-B score: no CI
+    assert sel["dlfd_public [test]"].mean == pytest.approx(-0.1)  # against the project's dlfd
