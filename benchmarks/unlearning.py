@@ -155,7 +155,7 @@ def run_seeds(preps, only, methods, selection_methods,
 
 
 def finish(prof, dataset: str, preps, per_seed: dict[str, dict[int, dict]], split_seed: int,
-           wall_seconds: float) -> dict:
+           wall_seconds: float | None) -> dict:
     """Summary, paired CIs and MIA noise from the records of all seeds."""
     seeds = sorted({s for recs in per_seed.values() for s in recs})
     lists = {k: [v[s] for s in seeds if s in v] for k, v in per_seed.items()}
@@ -275,8 +275,9 @@ def main(argv=None) -> int:
                 per_seed.setdefault(label, {}).update({int(s): r for s, r in recs.items()})
     else:
         per_seed = run_seeds(preps, set(range(seeds)), methods, selection_methods)
+    # a merge's own time says nothing about the parts' runs, which did not record theirs
     result = finish(prof, args.dataset, preps, per_seed, args.split_seed,
-                    time.perf_counter() - t0)
+                    None if args.merge is not None else time.perf_counter() - t0)
     reporting.save_json(result, out / f"{stem}.json", overwrite=True)
     md = markdown(result)
     (out / f"{stem}.md").write_text(md)
