@@ -34,6 +34,8 @@ class Profile:
     unlearn_batch_size: int  # one unlearning epoch is tens of steps (docs/method.md §6 P3)
     seeds: int             # seeds that notebooks 02/04 average over (docs/method.md §5 D6)
     augment: bool = False  # flip augmentation weakens memorisation (chosen on val; README)
+    # learning rates (one epoch each) at which notebook 02 sweeps the error-maximising methods
+    collapse_lrs: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2)
     n_test: int | None = None  # None: the rest of each class's images
     methods: tuple[str, ...] = ("finetune", "neggrad", "neggrad_plus", "cf_k", "eu_k",
                                 "random_labels", "unsir", "bad_teacher", "scrub", "salun")
@@ -70,7 +72,7 @@ PROFILES: dict[str, Profile] = {
                      unlearn_batch_size=8, seeds=1, **_SPLIT,
                      # three baselines keep CI's notebook runs short; the others are tested
                      # one by one in tests/test_baselines.py
-                     methods=("finetune", "neggrad_plus", "salun"),
+                     methods=("finetune", "neggrad_plus", "salun"), collapse_lrs=(1e-3, 1e-2),
                      method_configs={**CPU_TUNED, "dlfd": {**CPU_TUNED["dlfd"], "steps": 2}}),
     "cpu": Profile("cpu", "small_cnn", 64, epochs=40, lr=0.05, batch_size=32,
                    unlearn_batch_size=8, seeds=3, **_SPLIT, method_configs=CPU_TUNED),

@@ -71,6 +71,15 @@ def person_ok(row: dict) -> bool:
     return row["person_acc"] <= PERSON_FORGOTTEN and row["others_val_drop"] <= PERSON_OTHERS_KEPT
 
 
+def person_reached(record: dict, original: dict) -> bool:
+    """Whether a model of :func:`dlfd.experiment.forget_person` meets the same request on the
+    test photos: the person's forgotten and unseen photos at ≤ :data:`PERSON_FORGOTTEN`, and
+    everyone else's test accuracy within :data:`PERSON_OTHERS_KEPT` of ``original``'s."""
+    return (record["person_forget_acc"] <= PERSON_FORGOTTEN
+            and record["person_heldout_acc"] <= PERSON_FORGOTTEN
+            and record["others_test_acc"] >= original["others_test_acc"] - PERSON_OTHERS_KEPT)
+
+
 def run_record(res) -> dict:
     """The run's own numbers: its wall time, and for DLFD the synthesis diagnostics (the mean
     fraction of synthesised samples still classified as their label, and the fraction of

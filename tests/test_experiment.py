@@ -152,3 +152,8 @@ def test_person_score_counts_the_persons_photos_and_everyone_elses(toy_data, toy
     assert tuning.person_ok({"person_acc": 0.0, "others_val_drop": 0.1})
     assert not tuning.person_ok({"person_acc": 0.0, "others_val_drop": 0.11})
     assert not tuning.person_ok({"person_acc": 0.2, "others_val_drop": 0.0})
+    original = {"person_forget_acc": 1.0, "person_heldout_acc": 0.6, "others_test_acc": 0.77}
+    forgot = {"person_forget_acc": 0.0, "person_heldout_acc": 0.0, "others_test_acc": 0.70}
+    assert tuning.person_reached(forgot, original)
+    assert not tuning.person_reached({**forgot, "others_test_acc": 0.66}, original)
+    assert not tuning.person_reached({**forgot, "person_heldout_acc": 0.2}, original)
