@@ -105,6 +105,9 @@ def main(argv=None) -> int:
     p.add_argument("--methods", nargs="*", default=None,
                    help="default: every method (random), the section's methods (person)")
     p.add_argument("--runs", default="runs/tune", help="where the reference models are cached")
+    p.add_argument("--split-seed", type=int, default=None,
+                   help="one split for every seed, as the benchmark uses (default: seed s "
+                        "draws its own split)")
     p.add_argument("--out", default="benchmarks/results")
     p.add_argument("--device", default="auto")
     p.add_argument("--overwrite", action="store_true", help="replace an existing result file")
@@ -157,7 +160,8 @@ def main(argv=None) -> int:
                  for pid in a.persons]
     else:
         preps = [experiment.prepare(profile, seed, f"{a.runs}_{profile.name}", dataset=a.dataset,
-                                    device=a.device) for seed in range(a.seeds)]
+                                    device=a.device, split_seed=a.split_seed)
+                 for seed in range(a.seeds)]
     score = dict(score=person_val_record, key="val_score") if person else {}
     key = score.get("key", "val_nomus")
     chosen, tables, seconds, t0 = {}, {}, {}, time.perf_counter()
@@ -179,7 +183,7 @@ def main(argv=None) -> int:
               + f" seconds={best['seconds']:.2f}", flush=True)
     report = dict(profile=profile.name, dataset=a.dataset, request=a.request,
                   persons=list(a.persons) if person else None,
-                  seeds=len(preps), selection=a.selection, score=key,
+                  seeds=len(preps), split_seed=a.split_seed, selection=a.selection, score=key,
                   epoch_cap=cap, epoch_cap_rule="max(1, retraining epochs // 10)",
                   retrain_seconds=[prep.retrain_seconds for prep in preps],
                   dlfd_constraint=dict(min_frac_correct=MIN_FRAC_CORRECT,
@@ -197,10 +201,22 @@ def merge(parts: list[dict]) -> dict:
     report = dict(parts[0])
     for key in ("spaces", "chosen", "grid", "seconds"):
         report[key] = {m: v for part in parts for m, v in part[key].items()}
+    # a method tuned again (a later part) keeps its earlier grids as evidence: the settings
+    # the new grid did not search (DLFD's synthesis budget, say) were chosen on them
+    earlier = {m: list(g) for m, g in parts[0].get("earlier_grids", {}).items()}
+    for i, part in enumerate(parts[1:], start=1):
+        for m in part["grid"]:
+            earlier.setdefault(m, []).extend(
+                dict(space=p["spaces"][m], seeds=p.get("seeds_per_method", {}).get(m, p["seeds"]),
+                     grid=p["grid"][m]) for p in parts[:i] if m in p["grid"])
+    report["earlier_grids"] = {m: g for m, g in earlier.items() if g}
     report["total_seconds"] = sum(part["total_seconds"] for part in parts)
     # parts may have tuned on different numbers of seeds; later parts win, as for "chosen"
     report["seeds_per_method"] = {m: part.get("seeds_per_method", {}).get(m, part["seeds"])
                                   for part in parts for m in part["chosen"]}
+    report["split_seed_per_method"] = {
+        m: part.get("split_seed_per_method", {}).get(m, part.get("split_seed"))
+        for part in parts for m in part["chosen"]}
     return report
 
 

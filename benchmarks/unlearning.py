@@ -215,6 +215,8 @@ def markdown(result: dict) -> str:
                  f"{len(n['eval_seeds'])} evaluation seeds: single subsample "
                  f"{n['single_std']:.4f}, averaged over {n['repeats']} "
                  f"{n['averaged_std']:.4f}.")
+    if result.get("wall_seconds") is not None:
+        lines.append(f"- Wall time of this benchmark run: {result['wall_seconds'] / 60:.1f} min.")
     rt = result["retrain_seconds"]
     lines.append(f"- Retraining took {sum(rt) / len(rt):.1f} s per seed (RTE is measured against "
                  f"it); method settings {result['settings_from']}.")
@@ -246,6 +248,9 @@ def main(argv=None) -> int:
                              "(to spread one benchmark over processes; see --merge)")
     parser.add_argument("--merge", nargs="*", default=None,
                         help="part files to combine into the final tables")
+    parser.add_argument("--wall-seconds", type=float, default=None,
+                        help="with --merge: the wall time of the parts' run, measured outside "
+                             "(parts run side by side, so their own times do not add up)")
     args = parser.parse_args(argv)
     seeds = args.seeds or (10 if args.dataset == "orl" else 5)
     if seeds < 3:
@@ -275,9 +280,9 @@ def main(argv=None) -> int:
                 per_seed.setdefault(label, {}).update({int(s): r for s, r in recs.items()})
     else:
         per_seed = run_seeds(preps, set(range(seeds)), methods, selection_methods)
-    # a merge's own time says nothing about the parts' runs, which did not record theirs
+    # a merge's own time says nothing about the parts' runs: their wall time comes from outside
     result = finish(prof, args.dataset, preps, per_seed, args.split_seed,
-                    None if args.merge is not None else time.perf_counter() - t0)
+                    args.wall_seconds if args.merge is not None else time.perf_counter() - t0)
     reporting.save_json(result, out / f"{stem}.json", overwrite=True)
     md = markdown(result)
     (out / f"{stem}.md").write_text(md)

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from .checks import check_int, check_number, require
+from .logistic import cv_accuracy
 from .models import eval_mode
 
 
@@ -129,14 +130,26 @@ class MIAResult:
         return asdict(self)
 
 
+def membership_auc(member_losses, nonmember_losses) -> float:
+    """ROC AUC of "lower loss ⇒ member": the probability that a random member's loss is below
+    a random non-member's, ties counting one half (the Mann–Whitney form of scikit-learn's
+    ``roc_auc_score``, which the MIA runs tens of times per evaluation)."""
+    from scipy.stats import rankdata
+
+    m = np.asarray(member_losses, dtype=np.float64).ravel()
+    u = np.asarray(nonmember_losses, dtype=np.float64).ravel()
+    ranks = rankdata(-np.concatenate([m, u]))[: len(m)]
+    return float((ranks.sum() - len(m) * (len(m) + 1) / 2) / (len(m) * len(u)))
+
+
 def mia_from_losses(member_losses, nonmember_losses, seed: int = 0, n_splits: int = 10,
                     test_size: float = 0.3) -> MIAResult:
     """Balanced loss-based membership-inference attack.
 
-    A logistic regression on the per-sample cross-entropy tells members from non-members; its
-    accuracy is the mean over stratified shuffled cross-validation splits. The larger side is
-    subsampled with ``seed`` first, so that chance is exactly 0.5 (the public code's attack
-    was unbalanced).
+    A logistic regression on the per-sample cross-entropy (:mod:`dlfd.logistic`, scikit-learn's
+    objective solved exactly) tells members from non-members; its accuracy is the mean over
+    stratified shuffled cross-validation splits. The larger side is subsampled with ``seed``
+    first, so that chance is exactly 0.5 (the public code's attack was unbalanced).
 
     Parameters
     ----------
@@ -171,9 +184,7 @@ def mia_from_losses(member_losses, nonmember_losses, seed: int = 0, n_splits: in
     arXiv:2409.14747. docs/method.md §3 (the MIA) and §5 D5 "unbalanced MIA".
     """
     # sklearn takes about a second to import; most users of this module never run an MIA.
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import StratifiedShuffleSplit, cross_val_score
+    from sklearn.model_selection import StratifiedShuffleSplit
 
     m = np.asarray(member_losses, dtype=np.float64).ravel()
     u = np.asarray(nonmember_losses, dtype=np.float64).ravel()
@@ -187,9 +198,8 @@ def mia_from_losses(member_losses, nonmember_losses, seed: int = 0, n_splits: in
     x = np.concatenate([m, u])[:, None]
     y = np.concatenate([np.ones(n), np.zeros(n)])
     cv = StratifiedShuffleSplit(n_splits=n_splits, test_size=test_size, random_state=seed)
-    scores = cross_val_score(LogisticRegression(), x, y, cv=cv, scoring="accuracy")
-    auc = roc_auc_score(y, -x[:, 0])
-    return MIAResult(float(scores.mean()), float(scores.std()), n, float(auc))
+    scores = cv_accuracy(x[:, 0], y, cv.split(x, y))
+    return MIAResult(float(scores.mean()), float(scores.std()), n, membership_auc(m, u))
 
 
 def mia(model: nn.Module, forget: DataLoader, unseen: DataLoader, seed: int = 0,
@@ -303,8 +313,6 @@ def averaged_mia(member_losses, nonmember_losses, repeats: int = 10, seed: int =
     ----------
     docs/method.md §3 (the MIA) and §5 D5 "unbalanced MIA".
     """
-    from sklearn.metrics import roc_auc_score
-
     m = _losses("member_losses", member_losses)
     u = _losses("nonmember_losses", nonmember_losses)
     n_splits = check_int("n_splits", n_splits, low=2)
@@ -312,9 +320,8 @@ def averaged_mia(member_losses, nonmember_losses, repeats: int = 10, seed: int =
               for s in repeat_seeds(seed, repeats)]
     v = np.asarray(values)
     se = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
-    y = np.concatenate([np.ones(len(m)), np.zeros(len(u))])
-    auc = float(roc_auc_score(y, -np.concatenate([m, u])))
-    return AveragedMIA(float(v.mean()), se, len(v), auc, len(m), len(u), [float(x) for x in v])
+    return AveragedMIA(float(v.mean()), se, len(v), membership_auc(m, u), len(m), len(u),
+                       [float(x) for x in v])
 
 
 @dataclass

@@ -86,11 +86,17 @@ PROFILES: dict[str, Profile] = {
 # grids and scores are in benchmarks/results/tune_<dataset>_<profile>.json. A pair without an
 # entry keeps its profile's method_configs (the ORL cpu settings), and says so in
 # Profile.settings_from.
-# DLFD on ORL: a budget of 8 grey levels in steps of 1 keeps the synthesised faces labelled
-ORL_DLFD = {"lr": 1e-3, "w_cls_start": 0.5, "eps_px": 8 / 255, "step_size": 1 / 255, "steps": 10}
+# DLFD's synthesis budget, chosen on ORL (2 seeds): 8 grey levels in steps of 1 keep the
+# synthesised faces labelled.
+DLFD_BUDGET = {"w_cls_start": 0.5, "eps_px": 8 / 255, "step_size": 1 / 255, "steps": 10}
+# Its lr and τ, chosen again on ORL's validation split over 10 seeds (docs/method.md §6 P7):
+# with lr 1e-3, the first choice on 2 seeds, the updates on synthesised batches wrecked some
+# seeds' models (validation accuracy 0.35-0.52 against 0.80).
+ORL_DLFD = {**DLFD_BUDGET, "lr": 1e-4, "tau": 0.15}
 TUNED_SETTINGS: dict[tuple[str, str], dict] = {
     # 2 seeds, lr × epochs up to 4 epochs (a tenth of retraining); DLFD's grid only admits
-    # points whose synthesised samples stay ≥ 90% correctly labelled while OT rises.
+    # points whose synthesised samples stay ≥ 90% correctly labelled while OT rises, and its
+    # lr × τ was chosen again on 10 seeds.
     ("orl", "cpu"): {
         "bad_teacher": {"lr": 0.001, "epochs": 1},
         "cf_k": {"lr": 0.01, "epochs": 4},
@@ -104,9 +110,10 @@ TUNED_SETTINGS: dict[tuple[str, str], dict] = {
         "scrub": {"lr": 0.001, "epochs": 1, "msteps": 1},
         "unsir": {"lr": 0.0001, "epochs": 1},
     },
-    # DLFD keeps the ORL budget, whose synthesised samples stay labelled here too, with τ
-    # tuned (docs/method.md §6 P4): the original's forgetting score on validation is 0.09,
-    # below ORL's τ = 0.15, at which DLFD never synthesised. The baselines are tuned here.
+    # DLFD keeps the first ORL tuning's settings (lr 1e-3, budget 8/255 in steps of 1/255),
+    # whose synthesised samples stay labelled here too, with τ tuned (docs/method.md §6 P4):
+    # the original's forgetting score on validation is 0.09, below the paper's τ = 0.15, at
+    # which DLFD never synthesised. The baselines are tuned here.
     ("fashion-mnist", "cpu"): {
         "bad_teacher": {"lr": 0.001, "epochs": 4},
         "cf_k": {"lr": 0.0001, "epochs": 1},
@@ -118,7 +125,7 @@ TUNED_SETTINGS: dict[tuple[str, str], dict] = {
         "salun": {"lr": 0.001, "epochs": 4},
         "scrub": {"lr": 0.0001, "epochs": 4, "msteps": 2},
         "unsir": {"lr": 0.01, "epochs": 2},
-        "dlfd": {**ORL_DLFD, "tau": 0.02},
+        "dlfd": {**DLFD_BUDGET, "lr": 1e-3, "tau": 0.02},
     },
 }
 
@@ -129,7 +136,7 @@ TUNED_SETTINGS: dict[tuple[str, str], dict] = {
 PERSON_SETTINGS: dict[tuple[str, str], dict] = {
     # No config met both bounds on average over the four persons (the closest, Random Labels,
     # forgot them all while everyone else lost 0.103 on validation), so each method has its
-    # best score (§6 P6); DLFD's lr alone was searched (its other settings stay ORL_DLFD).
+    # best score (§6 P6); DLFD's lr alone was searched (its other settings stay DLFD_BUDGET's).
     ("orl", "cpu"): {
         "finetune": {"lr": 0.003, "epochs": 2},
         "neggrad_plus": {"lr": 0.0003, "epochs": 2},

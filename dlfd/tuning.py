@@ -136,6 +136,8 @@ def tune(preps, method: str, space: dict[str, list], base: dict | None = None,
         row = dict(point)
         for k in records[0]:
             row[k] = _mean([r.get(k) for r in records])
+        # the spread over seeds of the score that picks the winner (docs/method.md §6 P7)
+        row[f"{key}_sd"] = float(np.std([r[key] for r in records]))
         row["eligible"] = bool(eligible(row)) if eligible else True
         rows.append(row)
     pool = [r for r in rows if r["eligible"]] or rows

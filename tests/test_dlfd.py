@@ -132,8 +132,10 @@ def test_monitor_budget_defers_estimates(toy_original, fresh_data, monkeypatch):
 def test_monitor_batched_pass_equals_the_loader_pass(toy_original, fresh_data):
     data = fresh_data()
     cfg = make_config("dlfd", monitor_forget_n=10, monitor_val_n=12, monitor_splits=2)
-    mon = monitor.ForgettingMonitor(data, cfg, "cpu")
-    direct = monitor.forget_vs_val(toy_original, mon.forget, mon.val, "cpu", seed=0, n_splits=2)
+    mon = monitor.ForgettingMonitor.for_dlfd(data, cfg, "cpu")
+    mon.chunk = 7  # several chunks, of unequal size
+    direct = monitor.forget_vs_val(toy_original, mon.forget, mon.nonmembers, "cpu", seed=0,
+                                   n_splits=2)
     assert mon(toy_original) == pytest.approx(direct)
     assert mon(toy_original) == pytest.approx(direct)  # from the cached tensors
 
@@ -168,7 +170,7 @@ def test_monitor_uses_a_fixed_forget_subsample_against_validation(toy_original, 
     assert len(seen) == 1 + (len(data.retain) - 1) // 2 == res.info["monitor_calls"]
     assert all(s == (10, len(data.val.dataset), {"seed": 0, "n_splits": 2}) for s in seen)
     cfg = make_config("dlfd", monitor_forget_n=10)
-    first, second = (monitor.ForgettingMonitor(data, cfg, "cpu") for _ in range(2))
+    first, second = (monitor.ForgettingMonitor.for_dlfd(data, cfg, "cpu") for _ in range(2))
     assert first.forget.dataset.indices == second.forget.dataset.indices  # seeded, fixed
 
 

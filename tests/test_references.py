@@ -42,7 +42,7 @@ NAMES = {
     "D1": "OT gradient", "D2": "normalised clamp", "D3": "test-set selection",
     "D4": "BatchNorm mode", "D5": "unbalanced MIA", "D6": "single runs",
     "P1": "memorisation", "P2": "MIA noise", "P3": "steps per epoch", "P4": "threshold",
-    "P5": "Fashion-MNIST", "P6": "forget one person",
+    "P5": "Fashion-MNIST", "P6": "forget one person", "P7": "robust defaults",
 }
 NAME_SECTION = {"D": "5", "P": "6"}
 

@@ -163,3 +163,28 @@ def test_committed_settings_are_the_ones_tuning_chose(stem, table, request_kind)
     settings = getattr(profiles, table)[(report["dataset"], report["profile"])]
     for method, chosen in report["chosen"].items():
         assert {k: settings[method][k] for k in chosen} == chosen, method
+
+
+def test_tune_merge_keeps_earlier_grids_of_a_method_tuned_again():
+    """A later part wins for the methods it tuned, and the earlier grid of such a method stays
+    in the report as the evidence for the settings the later grid did not search."""
+    script = _load_tune_script()
+
+    def part(seeds, split_seed, grids):
+        return dict(seeds=seeds, split_seed=split_seed, total_seconds=1.0,
+                    spaces={m: {"lr": [lr]} for m, lr in grids.items()},
+                    chosen={m: {"lr": lr} for m, lr in grids.items()},
+                    grid={m: [{"lr": lr, "val_nomus": 0.5}] for m, lr in grids.items()},
+                    seconds={m: {"chosen": 1.0} for m in grids})
+
+    first = part(2, None, {"finetune": 1e-3, "dlfd": 1e-3})
+    again = part(10, 0, {"dlfd": 1e-4})
+    merged = script.merge([first, again])
+    assert merged["chosen"] == {"finetune": {"lr": 1e-3}, "dlfd": {"lr": 1e-4}}
+    assert merged["seeds_per_method"] == {"finetune": 2, "dlfd": 10}
+    assert merged["split_seed_per_method"] == {"finetune": None, "dlfd": 0}
+    assert merged["earlier_grids"] == {
+        "dlfd": [{"space": {"lr": [1e-3]}, "seeds": 2, "grid": [{"lr": 1e-3, "val_nomus": 0.5}]}]}
+    # merging the merged report with yet another part carries the history on
+    third = script.merge([merged, part(10, 0, {"dlfd": 3e-4})])
+    assert [g["seeds"] for g in third["earlier_grids"]["dlfd"]] == [2, 10]

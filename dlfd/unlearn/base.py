@@ -35,7 +35,7 @@ from ..data import Normalization
 from ..metrics import nomus
 from ..models import eval_mode
 from ..train import make_sgd, seed_everything, select_device
-from .monitor import forget_vs_val
+from .monitor import ForgettingMonitor
 
 SELECTIONS = ("last", "val", "test")
 
@@ -204,7 +204,7 @@ class StepSelector:
     ``selection="last"`` keeps the final model and costs nothing. ``"val"`` scores the model
     after every optimiser step with the validation NoMUS, 0.5·acc + 0.5·(1 − 2·FS), where
     acc is the accuracy on ``data.val`` and FS the forget-vs-validation forgetting score
-    (:func:`dlfd.unlearn.monitor.forget_vs_val`), and keeps the best step's weights.
+    (:class:`dlfd.unlearn.monitor.ForgettingMonitor`), and keeps the best step's weights.
     ``"test"`` does the same with ``data.selection_test`` in the validation split's place:
     the public code's protocol, which **leaks the test set** into the method and is here
     only to measure what the paper's numbers measured (docs/method.md §5 D3 "test-set
@@ -237,18 +237,18 @@ class StepSelector:
 
     def __init__(self, data: UnlearnData, config: UnlearnConfig, device):
         self.mode = config.selection
-        self.device = device
-        self.seed = config.seed
-        self.forget = data.forget_eval
-        self.nonmembers = None
+        nonmembers = None
         if self.mode == "val":
-            self.nonmembers = data.val
+            nonmembers = data.val
         elif self.mode == "test":
             require(data.selection_test is not None,
                     "selection='test' needs UnlearnData.selection_test (a non-member loader, the "
                     "test split or half of it); got None. Use selection='val' to select on the "
                     "validation split instead.")
-            self.nonmembers = data.selection_test
+            nonmembers = data.selection_test
+        self.monitor = (None if nonmembers is None else
+                        ForgettingMonitor(data.forget_eval, nonmembers, device, seed=config.seed,
+                                          n_splits=SELECTION_CV_SPLITS))
         self.n_steps = 0
         self.seconds = 0.0
         self.best: tuple | None = None  # (score, step, state_dict, record)
@@ -257,11 +257,10 @@ class StepSelector:
         """Call once after every optimiser step on ``model``."""
         step = self.n_steps
         self.n_steps += 1
-        if self.nonmembers is None:
+        if self.monitor is None:
             return
         t0 = time.perf_counter()
-        attack = forget_vs_val(model, self.forget, self.nonmembers, self.device, seed=self.seed,
-                               n_splits=SELECTION_CV_SPLITS)
+        attack = self.monitor(model)
         score = nomus(attack["val_acc"], attack["score"], 0.5)
         # a step whose outputs are not finite has diverged: it can never be the one kept
         if attack["finite"] and (self.best is None or score > self.best[0]):

@@ -76,40 +76,60 @@ def _tensors(loader: DataLoader, device) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class ForgettingMonitor:
-    """Cheap FS on fixed subsamples: forget_eval (members) vs val (non-members).
+    """:func:`forget_vs_val` on fixed loaders, called many times on a changing model.
 
-    DLFD's dynamic forgetting (docs/method.md §2.2) with D3 "test-set selection" fixed:
-    validation split only, never test; a small fixed sample and few CV splits instead of a
-    full MIA after every batch, so that successive estimates differ because the model
-    changed, not the sample. Calling it returns :func:`forget_vs_val`'s dict, computed by
-    :func:`attack_score` from one batched forward pass over both subsamples, whose tensors
-    are loaded onto the device once (the monitor runs tens of times per run, and reloading
-    and re-transforming the images each time was most of its cost).
+    The images of both loaders are loaded onto the device once, on the first call (timed), and
+    every call is then a batched forward pass over them plus :func:`attack_score`, with no
+    per-call loading or transforms (benchmarks/attack_cost.py times both ways). It serves
+    DLFD's dynamic forgetting (docs/method.md §2.2), on small fixed subsamples
+    (:meth:`for_dlfd`), and checkpoint selection after every step
+    (:class:`dlfd.unlearn.base.StepSelector`), on the whole validation split or, for the public
+    code's protocol, test (§5 D3 "test-set selection"). Fixed samples make successive
+    estimates differ because the model changed, not the sample.
+
+    Parameters
+    ----------
+    forget, nonmembers : DataLoader
+        Eval-transform loaders of the members and the non-members.
+    device : torch.device or str
+    seed, n_splits : int
+        The attack's seed and CV splits (:func:`dlfd.metrics.mia_from_losses`).
     """
 
-    def __init__(self, data, cfg, device):
+    def __init__(self, forget: DataLoader, nonmembers: DataLoader, device, *, seed: int,
+                 n_splits: int):
+        self.forget, self.nonmembers = forget, nonmembers
         self.device = device
-        self.seed = cfg.seed
-        self.n_splits = cfg.monitor_splits
-        self.forget = subsample(data.forget_eval, cfg.monitor_forget_n, cfg.seed)
-        self.val = (data.val if cfg.monitor_val_n is None
-                    else subsample(data.val, cfg.monitor_val_n, cfg.seed + 1))
+        self.seed = seed
+        self.n_splits = n_splits
+        self.chunk = max(forget.batch_size or 1, nonmembers.batch_size or 1, 256)
         self.seconds = 0.0
         self.forward_passes = 0
         self.calls = 0
         self._cache: tuple | None = None  # (x, y, n_forget), built on the first call (timed)
 
+    @classmethod
+    def for_dlfd(cls, data, cfg, device) -> "ForgettingMonitor":
+        """DLFD's monitor: ``cfg.monitor_forget_n`` forget samples against
+        ``cfg.monitor_val_n`` validation samples (all of validation for None), both fixed by
+        ``cfg.seed``, with ``cfg.monitor_splits`` CV splits."""
+        val = (data.val if cfg.monitor_val_n is None
+               else subsample(data.val, cfg.monitor_val_n, cfg.seed + 1))
+        return cls(subsample(data.forget_eval, cfg.monitor_forget_n, cfg.seed), val, device,
+                   seed=cfg.seed, n_splits=cfg.monitor_splits)
+
     def __call__(self, model: nn.Module) -> dict:
         t0 = time.perf_counter()
         if self._cache is None:
             x_f, y_f = _tensors(self.forget, self.device)
-            x_v, y_v = _tensors(self.val, self.device)
+            x_v, y_v = _tensors(self.nonmembers, self.device)
             self._cache = (torch.cat([x_f, x_v]), torch.cat([y_f, y_v]), len(y_f))
         x, y, n = self._cache
-        # Eval mode: BatchNorm uses running statistics, so one batch of both sides gives the
-        # same logits as two separate passes.
+        # Eval mode: BatchNorm uses running statistics, so batching both sides together gives
+        # the same logits as two separate passes.
         with torch.no_grad(), eval_mode(model):
-            logits = model(x).float()
+            logits = torch.cat([model(x[i:i + self.chunk]).float()
+                                for i in range(0, len(x), self.chunk)])
         estimate = attack_score(logits[:n], y[:n], logits[n:], y[n:], seed=self.seed,
                                 n_splits=self.n_splits)
         self.forward_passes += 1
