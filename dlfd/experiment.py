@@ -23,7 +23,8 @@ from .checks import check_int, require
 from .collapse import collapse_from_embeddings
 from .data import (ImageTensorDataset, Loaders, Manifest, SplitData, load_split_data,
                    make_loaders, make_split, manifest_from_predefined)
-from .metrics import SplitOutputs, accuracy, all_outputs, evaluate, split_outputs
+from .metrics import (EVAL_SPLITS, SplitOutputs, accuracy, all_outputs, evaluate,
+                      split_outputs)
 from .profiles import PERSON_SETTINGS, Profile, get_profile
 from .reporting import aggregate, save_json
 from .source import Source
@@ -54,11 +55,12 @@ class Prepared:
     _reference_outputs: dict = field(default_factory=dict, repr=False)
 
     def reference_outputs(self, which: str, split: str) -> SplitOutputs:
-        """``which`` ("original" or "retrained") model's outputs on an evaluation split."""
+        """``which`` ("original" or "retrained") model's outputs on an evaluation split
+        (a key of :data:`dlfd.metrics.EVAL_SPLITS`)."""
         key = (which, split)
         if key not in self._reference_outputs:
             model = {"original": self.original, "retrained": self.retrained}[which]
-            loader = getattr(self.loaders, {"forget": "forget_eval", "test": "test"}[split])
+            loader = getattr(self.loaders, EVAL_SPLITS[split])
             self._reference_outputs[key] = split_outputs(model, loader, self.device)
         return self._reference_outputs[key]
 

@@ -427,10 +427,17 @@ def js_divergence(model_a: nn.Module, model_b: nn.Module, loader: DataLoader,
     unlearning (docs/method.md §3, reference models). Computed in float64 so that identical
     models give exactly 0. Equals ``scipy.spatial.distance.jensenshannon(p, q) ** 2``.
     """
-    def fn(a, b, x):
-        return _js_rows(F.softmax(a(x).double(), 1), F.softmax(b(x).double(), 1))
+    return _paired_pass(model_a, model_b, loader, device, lambda a, b, x: _js_logits(a(x), b(x)))
 
-    return _paired_pass(model_a, model_b, loader, device, fn)
+
+def _js_logits(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
+    """Per-row JS divergence between the softmaxes of two logit tensors, in float64."""
+    return _js_rows(F.softmax(logits_a.double(), 1), F.softmax(logits_b.double(), 1))
+
+
+def _embedding_rows(z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
+    """Per-row L2 distance between two embedding tensors, in float64."""
+    return (z_a.double() - z_b.double()).norm(dim=1)
 
 
 def activation_distance(model_a: nn.Module, model_b: nn.Module, loader: DataLoader,
@@ -441,7 +448,7 @@ def activation_distance(model_a: nn.Module, model_b: nn.Module, loader: DataLoad
     how far a method moved the representation, not only the decision.
     """
     return _paired_pass(model_a, model_b, loader, device,
-                        lambda a, b, x: (a.embed(x).double() - b.embed(x).double()).norm(dim=1))
+                        lambda a, b, x: _embedding_rows(a.embed(x), b.embed(x)))
 
 
 # --------------------------------------------------------------------------- one record per run
@@ -466,10 +473,10 @@ def distances(outs: SplitOutputs, reference: SplitOutputs) -> dict:
             f"{len(reference.labels)}.")
     if len(outs.labels) == 0:
         return {"js_to_retrained": float("nan"), "act_dist_to_retrained": float("nan")}
-    js = _js_rows(F.softmax(outs.logits.double(), 1), F.softmax(reference.logits.double(), 1))
+    js = _js_logits(outs.logits, reference.logits)
     out = {"js_to_retrained": float(js.sum()) / len(js)}
     if outs.embeddings is not None and reference.embeddings is not None:
-        act = (outs.embeddings.double() - reference.embeddings.double()).norm(dim=1)
+        act = _embedding_rows(outs.embeddings, reference.embeddings)
         out["act_dist_to_retrained"] = float(act.sum()) / len(act)
     return out
 

@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .experiment import method_config
-from .metrics import nomus, predict
+from .metrics import nomus, split_outputs
 from .unlearn import unlearn
 from .unlearn.monitor import forget_vs_val
 
@@ -44,16 +44,18 @@ def person_val_record(model, prep, lam: float = 0.5) -> dict:
     """
     persons = prep.data.labels["forget"].unique()
 
-    def accuracies(net):
-        f_logits, f_y = predict(net, prep.loaders.forget_eval, prep.device)
-        v_logits, v_y = predict(net, prep.loaders.val, prep.device)
-        mine = torch.isin(v_y, persons)
-        hits = torch.cat([f_logits.argmax(1) == f_y, v_logits[mine].argmax(1) == v_y[mine]])
-        return float(hits.float().mean()), float((v_logits[~mine].argmax(1) == v_y[~mine])
-                                                 .float().mean())
+    def accuracies(forget, val):
+        mine = torch.isin(val.labels, persons)
+        hits = torch.cat([forget.logits.argmax(1) == forget.labels,
+                          val.logits[mine].argmax(1) == val.labels[mine]])
+        return float(hits.float().mean()), float((val.logits[~mine].argmax(1)
+                                                  == val.labels[~mine]).float().mean())
 
-    person_acc, others = accuracies(model)
-    others_before = accuracies(prep.original)[1]
+    person_acc, others = accuracies(split_outputs(model, prep.loaders.forget_eval, prep.device),
+                                    split_outputs(model, prep.loaders.val, prep.device))
+    # the original's outputs are the same for every config: cached on prep
+    others_before = accuracies(prep.reference_outputs("original", "forget"),
+                               prep.reference_outputs("original", "val"))[1]
     return dict(person_acc=person_acc, others_val_acc=others,
                 others_val_drop=others_before - others,
                 val_score=lam * others + (1 - lam) * (1 - person_acc))
