@@ -205,7 +205,9 @@ def markdown(result: dict) -> str:
                      f"{dl['frac_correct_mean_mean']:.1%} ± {dl['frac_correct_mean_std']:.1%}; "
                      f"L∞ of δ {dl['linf_mean_mean'] * 255:.1f}/255; synthesised "
                      f"{dl['n_synthesised_mean']:.1f} of {dl['n_batches_mean']:.0f} batches; "
-                     f"monitoring {dl['monitoring_share_mean']:.1%} of its time.")
+                     f"monitoring {dl['monitoring_share_mean']:.1%} of its time (at most "
+                     f"{max(r['monitoring_share'] for r in result['per_seed']['dlfd']):.1%} "
+                     "on one seed).")
     pub = s.get("dlfd_public [test]", {})
     if "frac_correct_mean_mean" in pub:
         lines.append(f"- dlfd_public: {pub['frac_correct_mean_mean']:.1%} of its synthesised "

@@ -136,7 +136,8 @@ def prepare_run_folder(out: str | Path, force: bool = False) -> Path:
 def run_pipeline(out: str | Path, profile: str = "cpu", seed: int = 0, device: str = "auto",
                  dataset: str = "orl", force: bool = False, notebooks=NOTEBOOKS,
                  notebook_dir: str | Path | None = None, progress: bool = True,
-                 dataset_root: str | Path | None = None) -> dict:
+                 dataset_root: str | Path | None = None,
+                 cell_timeout: float | None = None) -> dict:
     """Execute ``notebooks`` in order with papermill; returns the merged metrics.
 
     Every notebook adapts ``profile`` to ``dataset`` with :func:`dlfd.profiles.get_profile`
@@ -144,7 +145,8 @@ def run_pipeline(out: str | Path, profile: str = "cpu", seed: int = 0, device: s
     the dataset itself is opened once (:func:`check_dataset`) before any notebook runs.
     Each notebook gets the papermill parameters ``profile``, ``seed``, ``device``,
     ``dataset``, ``dataset_root`` (``None``: the dataset's default location) and
-    ``out_dir``.
+    ``out_dir``. ``cell_timeout`` (seconds; ``None``: none) fails a cell that runs longer, so
+    that a hung kernel is reported with its cell instead of waiting forever.
 
     Besides the notebooks' sections, ``metrics.json`` holds ``notebook_seconds`` (each
     notebook's wall time, written after every notebook) and ``warnings``
@@ -173,7 +175,7 @@ def run_pipeline(out: str | Path, profile: str = "cpu", seed: int = 0, device: s
         try:
             pm.execute_notebook(str(src_dir / name), str(out / "notebooks" / name),
                                 parameters=params, cwd=str(src_dir), progress_bar=progress,
-                                kernel_name="python3")
+                                kernel_name="python3", execution_timeout=cell_timeout)
         finally:
             # written even when a notebook fails, so a slow or failing one can be found
             timings[Path(name).stem] = round(time.perf_counter() - t0, 1)

@@ -118,7 +118,9 @@ def trace_plot(trace: list[dict], tau: float | None = None):
     axes[0].legend(fontsize=7)
     axes[1].plot(b, [r.get("ce", np.nan) for r in trace])
     axes[1].set(title="CE of the update", xlabel="batch")
-    axes[2].plot(b, [r.get("score", np.nan) for r in trace], label="score estimate")
+    # no estimate before the first monitoring point (and none without the dynamic switch)
+    axes[2].plot(b, [np.nan if r.get("score") is None else r["score"] for r in trace],
+                 label="score estimate")
     if tau is not None:
         axes[2].axhline(tau, ls="--", c="k", label="τ")
     syn = [r["batch"] for r in trace if r.get("synthesised")]

@@ -37,7 +37,7 @@ def test_registered_with_paper_defaults():
 def test_one_epoch_new_model_input_untouched_and_trace(toy_original, fresh_data):
     data = fresh_data()
     before = snapshot(toy_original)
-    res = unlearn("dlfd", toy_original, data, dict(FAST, tau=0.0))
+    res = unlearn("dlfd", toy_original, data, dict(FAST, tau=0.0, monitor_every=2))
     after = toy_original.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # params and BN buffers
     assert res.model is not toy_original
@@ -55,7 +55,7 @@ def test_one_epoch_new_model_input_untouched_and_trace(toy_original, fresh_data)
     assert info["synthesis_seconds"] > 0 and not res.model.training
     # Passes: per synthesised batch K forward+backward, φ(x_f) and a diagnostic pass; one
     # update each; the monitor runs one batched pass over both subsamples per call.
-    calls = 1 + (n - 1) // FAST.get("monitor_every", 5)  # none after the last batch
+    calls = (n - 1) // 2  # after every second batch, none after the last
     assert info["monitor_calls"] == calls
     assert info["forward_passes"] == n * (FAST["steps"] + 2) + n + calls
     # Correctly labelled samples and perturbation size, per batch and as means.
@@ -65,12 +65,17 @@ def test_one_epoch_new_model_input_untouched_and_trace(toy_original, fresh_data)
     assert info["backward_passes"] == n * FAST["steps"] + n
 
 
-@pytest.mark.parametrize("tau, expect", [(0.0, "all"), (0.5, "none"), (1.0, "none")])
+@pytest.mark.parametrize("tau, expect", [(0.0, "all"), (0.5, "first"), (1.0, "none")])
 def test_threshold_extremes(toy_original, fresh_data, tau, expect):
-    res = unlearn("dlfd", toy_original, fresh_data(), dict(FAST, tau=tau))
+    """Until the first estimate FS counts as 0.5: τ = 0.5 synthesises only the first batch
+    (the toy original's FS is below 0.5), τ = 1.0 never."""
+    res = unlearn("dlfd", toy_original, fresh_data(), dict(FAST, tau=tau, monitor_every=1))
     flags = [r["synthesised"] for r in res.trace]
-    assert all(flags) if expect == "all" else not any(flags)
-    assert all(r["score"] is not None and 0 <= r["score"] <= 0.5 for r in res.trace)
+    n = len(flags)
+    assert flags == {"all": [True] * n, "first": [True] + [False] * (n - 1),
+                     "none": [False] * n}[expect]
+    assert res.trace[0]["score"] is None
+    assert all(r["score"] is not None and 0 <= r["score"] <= 0.5 for r in res.trace[1:])
 
 
 def test_not_dynamic_always_synthesises_without_monitoring(toy_original, fresh_data):
@@ -81,8 +86,9 @@ def test_not_dynamic_always_synthesises_without_monitoring(toy_original, fresh_d
 
 
 def test_dynamic_switching_follows_the_latest_estimate(toy_original, fresh_data, monkeypatch):
-    """Scripted scores: synthesise while FS ≥ τ, plain CE below, resume when it rises."""
-    scripted = iter([0.3, 0.1, 0.2, 0.05, 0.4, 0.4, 0.4])
+    """Scripted scores: synthesise until the first estimate, then while FS ≥ τ, plain CE
+    below, resume when it rises."""
+    scripted = iter([0.3, 0.1, 0.2, 0.05, 0.4, 0.4])
     calls = []
 
     def fake(self, model):
@@ -93,10 +99,10 @@ def test_dynamic_switching_follows_the_latest_estimate(toy_original, fresh_data,
     data = fresh_data()  # 5 retain batches
     res = unlearn("dlfd", toy_original, data, dict(FAST, tau=0.15, monitor_every=1,
                                                    monitor_smoothing=1))
-    assert [r["score"] for r in res.trace] == [0.3, 0.1, 0.2, 0.05, 0.4]
-    assert [r["synthesised"] for r in res.trace] == [True, False, True, False, True]
-    assert [r["ot_before"] is None for r in res.trace] == [False, True, False, True, False]
-    assert len(calls) == 1 + 4  # before batch 0, after batches 0-3, not after the last
+    assert [r["score"] for r in res.trace] == [None, 0.3, 0.1, 0.2, 0.05]
+    assert [r["synthesised"] for r in res.trace] == [True, True, False, True, False]
+    assert [r["ot_before"] is None for r in res.trace] == [False, False, True, False, True]
+    assert len(calls) == 4  # after batches 0-3, not after the last
 
 
 def test_switching_compares_tau_with_the_mean_of_the_last_two(toy_original, fresh_data,
@@ -109,8 +115,9 @@ def test_switching_compares_tau_with_the_mean_of_the_last_two(toy_original, fres
 
     monkeypatch.setattr(feature_distancing.ForgettingMonitor, "__call__", fake)
     res = unlearn("dlfd", toy_original, fresh_data(), dict(FAST, tau=0.15, monitor_every=1))
-    assert [r["score"] for r in res.trace] == pytest.approx([0.3, 0.2, 0.15, 0.125, 0.225])
-    assert [r["synthesised"] for r in res.trace] == [True, True, True, False, True]
+    assert res.trace[0]["score"] is None
+    assert [r["score"] for r in res.trace[1:]] == pytest.approx([0.3, 0.2, 0.15, 0.125])
+    assert [r["synthesised"] for r in res.trace] == [True, True, True, True, False]
 
 
 def test_monitor_budget_defers_estimates(toy_original, fresh_data, monkeypatch):
@@ -126,7 +133,7 @@ def test_monitor_budget_defers_estimates(toy_original, fresh_data, monkeypatch):
     assert capped.info["monitor_calls"] == 1 and capped.info["monitor_deferred"] == 1
     free = unlearn("dlfd", toy_original, fresh_data(),
                    dict(FAST, tau=0.0, monitor_every=1, monitor_budget=None))
-    assert free.info["monitor_calls"] == 5 and free.info["monitor_deferred"] == 0
+    assert free.info["monitor_calls"] == 4 and free.info["monitor_deferred"] == 0
 
 
 def test_monitor_batched_pass_equals_the_loader_pass(toy_original, fresh_data):
@@ -167,7 +174,7 @@ def test_monitor_uses_a_fixed_forget_subsample_against_validation(toy_original, 
     data = fresh_data()
     res = unlearn("dlfd", toy_original, data, dict(FAST, tau=0.0, monitor_every=2,
                                                    monitor_forget_n=10))
-    assert len(seen) == 1 + (len(data.retain) - 1) // 2 == res.info["monitor_calls"]
+    assert len(seen) == (len(data.retain) - 1) // 2 == res.info["monitor_calls"]
     assert all(s == (10, len(data.val.dataset), {"seed": 0, "n_splits": 2}) for s in seen)
     cfg = make_config("dlfd", monitor_forget_n=10)
     first, second = (monitor.ForgettingMonitor.for_dlfd(data, cfg, "cpu") for _ in range(2))
@@ -188,7 +195,7 @@ def test_use_ot_false_has_no_ot_part(toy_original, fresh_data):
 
 
 def test_keep_best_restores_the_best_checkpoint(toy_original, fresh_data, monkeypatch):
-    scripted = iter([(0.3, 0.5), (0.2, 0.9), (0.1, 0.6), (0.1, 0.7), (0.3, 0.5), (0.3, 0.5)])
+    scripted = iter([(0.2, 0.9), (0.1, 0.6), (0.1, 0.7), (0.3, 0.5), (0.3, 0.5)])
 
     def fake(self, model):
         score, acc = next(scripted)

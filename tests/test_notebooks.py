@@ -13,7 +13,9 @@ pytestmark = pytest.mark.notebooks
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("smoke") / "run"
-    merged = pipeline.run_pipeline(out, profile="smoke", seed=0, device="cpu", progress=False)
+    # no smoke cell takes a minute; a hung kernel then fails with its cell named
+    merged = pipeline.run_pipeline(out, profile="smoke", seed=0, device="cpu", progress=False,
+                                   cell_timeout=600)
     return out, merged
 
 

@@ -8,10 +8,10 @@ For each retain batch (x_r, y_r), paired with the next batch x_f of a cycling fo
    eval mode).
 2. **Model update** (§2.2): one SGD step on CE(f(x'), y_r), model in train mode
    (:func:`update`).
-3. **Dynamic forgetting** (§2.2): a forgetting score FS = |MIA − 0.5| is estimated before
-   the first batch and every ``monitor_every`` batches; while FS ≥ τ the batch is
-   synthesised, below τ it is a plain CE step on the clean x_r, which restores utility
-   (:class:`DynamicForgetting`).
+3. **Dynamic forgetting** (§2.2): the run synthesises until a forgetting score
+   FS = |MIA − 0.5|, estimated after every ``monitor_every`` batches, falls under τ; below τ
+   a batch is a plain CE step on the clean x_r, which restores utility, and synthesis resumes
+   if FS climbs back to τ (:class:`DynamicForgetting`).
 4. **Schedule** (§2.2): w_cls rises linearly from ``w_cls_start`` to ``w_cls_end`` over
    the run's batches (:func:`w_cls_at`).
 
@@ -54,6 +54,9 @@ from .base import UnlearnConfig, UnlearnData, UnlearnResult, cycle, register, sg
 from .monitor import ForgettingMonitor
 
 TAU_NEVER = 1.0  # accepted as "never synthesise" (FS ≤ 0.5, so FS ≥ 1.0 never holds)
+# Before the first estimate FS is taken at its upper bound: the paper synthesises until the
+# score falls under τ, and an estimate before any update would only measure the original.
+FS_MAX = 0.5
 BN_UPDATES = ("train", "frozen", "eval")
 
 
@@ -62,8 +65,10 @@ class DLFDConfig(UnlearnConfig):
     """DLFD's settings (docs/method.md §2 and §4), validated once on construction.
 
     ``step_size`` and ``eps_px`` are in pixel units. ``tau`` is the forgetting-score
-    threshold: a batch is synthesised while the latest estimate is ≥ τ, so τ = 0 always
-    synthesises, τ = 0.5 only while the attack is perfect, and τ = 1.0 (``TAU_NEVER``) never.
+    threshold: a batch is synthesised while the latest estimate is ≥ τ, and until the first
+    estimate (after ``monitor_every`` batches) FS counts as its maximum, 0.5. So τ = 0 always
+    synthesises, τ = 0.5 only until the first estimate and then while the attack is perfect,
+    and τ = 1.0 (``TAU_NEVER``) never.
     ``dynamic=False`` synthesises every batch and skips the monitoring. ``keep_best`` returns
     the model, among those seen at the monitoring points after training started (and the
     last one), with the highest validation accuracy − FS; it needs the monitor and is off by
@@ -202,7 +207,6 @@ class DynamicForgetting:
         self.selector = data.selector
         self.monitor = ForgettingMonitor.for_dlfd(data, cfg, device) if cfg.monitored else None
         self.estimate: dict | None = None
-        self.initial: dict | None = None
         self.recent: list[float] = []   # the last ``monitor_smoothing`` FS estimates
         self.t0: float | None = None    # when the run started, for the monitoring budget
         self.pending = False            # an estimate was due but deferred by the budget
@@ -221,16 +225,15 @@ class DynamicForgetting:
         self.estimate = self.monitor(model)
         self.recent = (self.recent + [self.estimate["score"]])[-self.cfg.monitor_smoothing:]
 
-    def start(self, model: nn.Module) -> None:
-        """The estimate before the first batch."""
+    def start(self) -> None:
+        """The run starts: the monitoring budget counts from here."""
         self.t0 = time.perf_counter()
-        if self.monitor:
-            self._observe(model)
-        self.initial = dict(self.estimate) if self.estimate else None
 
     def synthesise_now(self) -> bool:
-        """Synthesise while FS ≥ τ (always without the dynamic switch)."""
-        return (not self.cfg.dynamic) or self.score >= self.cfg.tau
+        """Synthesise while FS ≥ τ, FS = 0.5 before the first estimate (always without the
+        dynamic switch)."""
+        score = FS_MAX if self.score is None else self.score
+        return (not self.cfg.dynamic) or score >= self.cfg.tau
 
     def within_budget(self) -> bool:
         """Whether one more estimate (at the mean cost of the previous ones) keeps the monitor
@@ -336,7 +339,6 @@ class RunLog:
                        "update_forward": self.update_passes,
                        "update_backward": self.update_passes,
                        "monitor_forward": monitor_forward},
-            "initial_estimate": forgetting.initial,
             "final_estimate": dict(forgetting.estimate) if forgetting.estimate else None,
         }
 
@@ -367,7 +369,7 @@ def run(name: str, model: nn.Module, data: UnlearnData, cfg: DLFDConfig) -> Unle
     opt = sgd(model.parameters(), cfg)
     forget_batches = cycle(data.forget)
     log = RunLog(n_batches=cfg.epochs * len(data.retain))
-    forgetting.start(model)
+    forgetting.start()
     for batch, (epoch, (x_r, y_r)) in enumerate(retain_batches(data, cfg, log.n_batches)):
         x_f, _ = next(forget_batches)
         x_r, y_r, x_f = x_r.to(device), y_r.to(device), x_f.to(device)
