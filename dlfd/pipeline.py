@@ -236,6 +236,8 @@ def main(argv=None) -> int:
     run.add_argument("--force", action="store_true", help="replace an existing run folder")
     run.add_argument("--only", nargs="*", default=None,
                      help="run only these notebooks (prefixes)")
+    run.add_argument("--cell-timeout", type=float, default=None, metavar="SECONDS",
+                     help="fail a notebook cell that runs longer (default: no limit)")
     refresh = commands.add_parser("notebooks", help="re-execute the notebooks and commit their "
                                   "outputs into notebooks/ (what GitHub shows)")
     refresh.add_argument("--profile", default="cpu")
@@ -250,7 +252,8 @@ def main(argv=None) -> int:
         n for n in NOTEBOOKS if any(n.startswith(prefix) for prefix in args.only))
     try:
         merged = run_pipeline(out, args.profile, args.seed, args.device, args.dataset,
-                              args.force, notebooks, dataset_root=args.data_root)
+                              args.force, notebooks, dataset_root=args.data_root,
+                              cell_timeout=args.cell_timeout)
     except (FileExistsError, FileNotFoundError, ValueError) as e:
         parser.exit(2, f"error: {e}\n")
     print(f"Run folder: {Path(out).resolve()}")

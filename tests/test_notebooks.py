@@ -2,6 +2,8 @@
 run folder, in order, and the numbers they recorded are checked."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -12,11 +14,15 @@ pytestmark = pytest.mark.notebooks
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
+    """The job as a user starts it, in its own process: papermill's event loop then shares
+    nothing with what earlier tests left in this one (Playwright's, tests/test_browser.py)."""
     out = tmp_path_factory.mktemp("smoke") / "run"
-    # no smoke cell takes a minute; a hung kernel then fails with its cell named
-    merged = pipeline.run_pipeline(out, profile="smoke", seed=0, device="cpu", progress=False,
-                                   cell_timeout=600)
-    return out, merged
+    # no smoke cell takes a minute: a hung kernel fails with its cell named
+    cmd = [sys.executable, "-m", "dlfd", "run", "--profile", "smoke", "--seed", "0",
+           "--device", "cpu", "--out", str(out), "--cell-timeout", "600"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1100)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    return out, json.loads((out / "metrics.json").read_text())
 
 
 def test_run_folder_contents(smoke_run):
