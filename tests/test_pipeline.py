@@ -175,9 +175,11 @@ class _FakePapermill:
 
     def __init__(self):
         self.calls = []
+        self.timeouts = []  # papermill's execution_timeout of each call
 
     def execute_notebook(self, src, dst, parameters, **kwargs):
         self.calls.append((Path(src).name, dict(parameters)))
+        self.timeouts.append(kwargs.get("execution_timeout"))
         Path(dst).write_text("{}")
         if Path(src).name.startswith("01"):
             rec = dict(test_acc=0.55, mia=0.5, mia_se=0.03)
@@ -214,6 +216,7 @@ def test_default_dataset_root_is_none(tmp_path, monkeypatch):
     pipeline.run_pipeline(tmp_path / "run", profile="smoke", notebooks=pipeline.NOTEBOOKS[1:2],
                           progress=False)
     assert fake.calls[0][1]["dataset_root"] is None
+    assert fake.timeouts == [None]  # no cell limit unless asked for
     merged = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert merged["warnings"] == [] and list(merged["notebook_seconds"]) == [
         "02_correlation_collapse"]
@@ -234,3 +237,13 @@ def test_strip_for_commit_drops_widgets_and_injected_parameters():
     assert clean["cells"][0]["metadata"] == {"tags": []}
     assert set(clean["metadata"]) == {"kernelspec"}
     assert len(nb["cells"]) == 2  # the input is not modified
+
+
+def test_cli_cell_timeout_reaches_papermill(tmp_path, monkeypatch):
+    import sys
+
+    fake = _FakePapermill()
+    monkeypatch.setitem(sys.modules, "papermill", fake)
+    assert pipeline.main(["run", "--profile", "smoke", "--out", str(tmp_path / "run"),
+                          "--only", "02", "--cell-timeout", "7"]) == 0
+    assert fake.timeouts == [7.0]
