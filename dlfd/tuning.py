@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .experiment import method_config
-from .metrics import nomus, split_outputs
+from .metrics import nomus, split_outputs, top1
 from .unlearn import unlearn
 from .unlearn.monitor import forget_vs_val
 
@@ -46,10 +46,9 @@ def person_val_record(model, prep, lam: float = 0.5) -> dict:
 
     def accuracies(forget, val):
         mine = torch.isin(val.labels, persons)
-        hits = torch.cat([forget.logits.argmax(1) == forget.labels,
-                          val.logits[mine].argmax(1) == val.labels[mine]])
-        return float(hits.float().mean()), float((val.logits[~mine].argmax(1)
-                                                  == val.labels[~mine]).float().mean())
+        person = top1(torch.cat([forget.logits, val.logits[mine]]),
+                      torch.cat([forget.labels, val.labels[mine]]))
+        return person, top1(val.logits[~mine], val.labels[~mine])
 
     person_acc, others = accuracies(split_outputs(model, prep.loaders.forget_eval, prep.device),
                                     split_outputs(model, prep.loaders.val, prep.device))
