@@ -9,9 +9,13 @@ new way, side by side in one run (docs/method.md §2.2 and §5 D3 "test-set sele
    Fashion-MNIST (500 per side, 10 splits). It also counts the splits on which the two
    accuracies differ.
 2. ``pass``: one forgetting-score estimate of a model on ORL's forget and test photos (the
-   public code's selection step): through the data loaders (:func:`forget_vs_val`) and from
-   the tensors :class:`~dlfd.unlearn.monitor.ForgettingMonitor` keeps on the device. The
-   model is the profile's architecture, untrained: the cost does not depend on the weights.
+   public code's selection step): through the data loaders (:func:`forget_vs_val`), from
+   the tensors :class:`~dlfd.unlearn.monitor.ForgettingMonitor` keeps on the device, and
+   from those tensors in channels-last layout (``channels_last=True``, what checkpoint
+   selection uses on CPU), with the largest logit difference the layout makes. The second
+   case has the size of a selection step on Fashion-MNIST (500 forget and 5,000 test
+   images, 32 px), on random images. The models are the profile's architecture, untrained:
+   the cost does not depend on the weights.
 
 Usage::
 
@@ -67,13 +71,32 @@ def attack_rows(repeats: int) -> list[dict]:
     return rows
 
 
+def _pass_row(case: str, model, forget, nonmembers, repeats: int) -> dict:
+    from dlfd.unlearn.monitor import ForgettingMonitor, forget_vs_val
+
+    monitors = {layout: ForgettingMonitor(forget, nonmembers, "cpu", seed=0, n_splits=3,
+                                          channels_last=layout)
+                for layout in (False, True)}
+    via_loaders = _median_ms(lambda: forget_vs_val(model, forget, nonmembers, "cpu", seed=0,
+                                                   n_splits=3), repeats)
+    cached, last = (_median_ms(lambda: monitors[layout](model), repeats)
+                    for layout in (False, True))
+    with torch.no_grad():
+        x = monitors[False]._cache[0]
+        diff = (model(x) - model(x.contiguous(memory_format=torch.channels_last))).abs().max()
+    return dict(case=case, loaders_ms=via_loaders, cached_ms=cached, speedup=via_loaders / cached,
+                channels_last_ms=last, channels_last_speedup=cached / last,
+                max_logit_diff=float(diff))
+
+
 def pass_rows(repeats: int) -> list[dict]:
+    from torch.utils.data import DataLoader, TensorDataset
+
     from dlfd.data import load_split_data, make_loaders
     from dlfd.experiment import split_for
     from dlfd.models import build_model
     from dlfd.profiles import get_profile
     from dlfd.sources import get_source
-    from dlfd.unlearn.monitor import ForgettingMonitor, forget_vs_val
 
     profile = get_profile("cpu", dataset="orl")
     source = get_source("orl")
@@ -81,13 +104,17 @@ def pass_rows(repeats: int) -> list[dict]:
     loaders = make_loaders(split, profile.batch_size, 0)
     torch.manual_seed(0)
     model = build_model(profile.arch, split.num_classes).eval()
-    monitor = ForgettingMonitor(loaders.forget_eval, loaders.test, "cpu", seed=0, n_splits=3)
-    via_loaders = _median_ms(lambda: forget_vs_val(model, loaders.forget_eval, loaders.test,
-                                                   "cpu", seed=0, n_splits=3), repeats)
-    cached = _median_ms(lambda: monitor(model), repeats)
     n = len(loaders.forget_eval.dataset) + len(loaders.test.dataset)
-    return [dict(case=f"ORL forget + test ({n} photos, {profile.image_size} px)",
-                 loaders_ms=via_loaders, cached_ms=cached, speedup=via_loaders / cached)]
+    rows = [_pass_row(f"ORL forget + test ({n} photos, {profile.image_size} px)", model,
+                      loaders.forget_eval, loaders.test, repeats)]
+    fm = get_profile("cpu", dataset="fashion-mnist")
+    model = build_model(fm.arch, 10).eval()
+    forget, test = (DataLoader(TensorDataset(torch.randn(k, 3, fm.image_size, fm.image_size),
+                                             torch.randint(0, 10, (k,))), batch_size=256)
+                    for k in (500, 5000))
+    rows.append(_pass_row(f"Fashion-MNIST size (5500 images, {fm.image_size} px)", model,
+                          forget, test, max(3, repeats // 4)))
+    return rows
 
 
 def main(argv=None) -> int:
@@ -107,8 +134,9 @@ def main(argv=None) -> int:
               f"×{r['speedup']:.0f}  differing splits: {r['differing_splits']}")
     print("forgetting-score pass: median ms per call")
     for r in result["pass_"]:
-        print(f"  {r['case']:36s} loaders {r['loaders_ms']:8.1f}  cached {r['cached_ms']:8.1f}"
-              f"  ×{r['speedup']:.1f}")
+        print(f"  {r['case']:44s} loaders {r['loaders_ms']:8.1f}  cached {r['cached_ms']:8.1f}"
+              f"  ×{r['speedup']:.1f}  channels-last {r['channels_last_ms']:8.1f}"
+              f"  ×{r['channels_last_speedup']:.1f}  max |Δ logit| {r['max_logit_diff']:.1e}")
     if a.out:
         with open(a.out, "w") as f:
             json.dump(result, f, indent=1)

@@ -15,7 +15,9 @@ Protocol (docs/method.md §3 and §5):
 * The public code's protocol (§5 D3 "test-set selection") is measured next to it: the same
   run keeping the step with the best test NoMUS (``test``), and, to show how much of that
   gain is selection noise, the step chosen on one half of the test split and scored on the
-  other half (``test-half``). ``dlfd_public`` is the public DLFD as it ran.
+  other half (``test-half``). One run gives both: its steps are the unselected run's, and
+  one forward pass per step over the forget and test images scores both choices
+  (:class:`TestAndHalfSelector`). ``dlfd_public`` is the public DLFD as it ran.
 * Every comparison is a paired difference over seeds with a 95% bootstrap CI
   (:mod:`dlfd.stats`); a CI that contains 0 is "not resolved".
 
@@ -25,6 +27,7 @@ Writes ``unlearning_<dataset>_<profile>.json`` and ``.md`` to ``--out``.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import sys
@@ -40,52 +43,83 @@ from dlfd import experiment, reporting, stats
 from dlfd.attacks import confidences, lira_for_model
 from dlfd.metrics import evaluate, mia_spread, per_sample_losses
 from dlfd.profiles import get_profile
-from dlfd.unlearn import unlearn
+from dlfd.unlearn import make_config, unlearn
+from dlfd.unlearn.base import StepSelector
+from dlfd.unlearn.monitor import attack_score
 
 COLUMNS = {"forget_acc": "forget", "test_acc": "test", "mia": "MIA", "mia_auc": "loss AUC",
            "lira_auc": "LiRA AUC", "lira_tpr": "LiRA TPR@5%", "fs": "FS", "nomus": "NoMUS",
            "probe_acc": "probe", "seconds": "seconds", "rte": "RTE"}
 FMT = {"seconds": ".2f", "rte": ".1f"}
-SELECTIONS = ("last", "test", "test-half")
 
 
-def test_halves(loader: DataLoader, seed: int) -> tuple[DataLoader, DataLoader]:
-    """Two disjoint halves of the test split: A to select a step on, B to score it."""
-    n = len(loader.dataset)
+def test_halves(n: int, seed: int) -> tuple[list[int], list[int]]:
+    """Two disjoint halves of the test split's indices: A to select a step on, B to score it."""
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
-    return tuple(DataLoader(Subset(loader.dataset, sorted(part)), batch_size=loader.batch_size)
-                 for part in (order[: n // 2], order[n // 2:]))
+    return sorted(order[: n // 2]), sorted(order[n // 2:])
 
 
-def run_one(prep, method: str, selection: str, halves, references) -> dict:
-    """One method, one seed, one selection rule: its record (LiRA included)."""
-    overrides = {}
-    if selection != "last":
-        overrides["selection"] = "test"
-    data = prep.unlearn_data()
-    if selection == "test":
-        data = dataclasses.replace(data, selection_test=prep.loaders.test)
-    elif selection == "test-half":
-        data = dataclasses.replace(data, selection_test=halves[0])
-    res = unlearn(method, prep.original, data, experiment.method_config(prep, method, overrides))
-    seconds = res.seconds  # the selection's own time is in res.info, not in the method's cost
-    if selection == "test-half":
-        loaders = dataclasses.replace(prep.loaders, test=halves[1])
-        rec = evaluate(res.model, loaders, seed=prep.seed, device=prep.device)
-    else:
-        rec = experiment.assess(prep, res.model, seconds)
-        rec.update(lira_record(res.model, references, prep))
-        # the same model on half B alone, the baseline of the held-out-half check
-        loaders = dataclasses.replace(prep.loaders, test=halves[1])
-        rec["nomus_half_b"] = evaluate(res.model, loaders, seed=prep.seed,
-                                       device=prep.device)["nomus"]
-    for key in ("frac_correct_mean", "linf_mean", "monitoring_seconds", "n_synthesised",
-                "n_batches", "selected_step", "n_steps"):
-        if res.info.get(key) is not None:
-            rec[key] = float(res.info[key])
+class TestAndHalfSelector(StepSelector):
+    """``selection="test"`` on the whole test split that, from the same forward pass, also
+    keeps the best step on half A: one run gives both the ``test`` model and the
+    ``test-half`` one. Selection runs in eval mode without gradients, so it never changes
+    the run's steps."""
+
+    def __init__(self, data, config, device, half_a: list[int]):
+        super().__init__(data, config, device)
+        n = len(data.forget_eval.dataset)
+        self.rows_a = torch.tensor([*range(n), *(n + i for i in half_a)])
+        self.best_a: tuple | None = None
+
+    def score_step(self, model, step: int) -> None:
+        logits, y, n = self.monitor.logits(model)
+        for attr, rows in (("best", None), ("best_a", self.rows_a)):
+            lg, yy = (logits, y) if rows is None else (logits[rows], y[rows])
+            attack = attack_score(lg[:n], yy[:n], lg[n:], yy[n:], seed=self.monitor.seed,
+                                  n_splits=self.monitor.n_splits)
+            setattr(self, attr, self.keep_best(getattr(self, attr), attack, step, model))
+
+
+def method_info(res) -> dict:
+    """What a method's ``info`` adds to its record (DLFD's labelling and monitoring, steps)."""
+    rec = {key: float(res.info[key]) for key in (*experiment.DIAGNOSTICS, "monitoring_seconds")
+           if res.info.get(key) is not None}
     if "monitoring_seconds" in rec:
         rec["monitoring_share"] = rec["monitoring_seconds"] / max(res.seconds, 1e-9)
     return rec
+
+
+def full_record(prep, model, seconds: float, references, half_b) -> dict:
+    """Quality on the whole test split with LiRA, and the NoMUS on half B alone (what the
+    held-out-half check compares against)."""
+    rec = experiment.assess(prep, model, seconds)
+    rec.update(lira_record(model, references, prep))
+    rec["nomus_half_b"] = evaluate(model, half_b, seed=prep.seed, device=prep.device)["nomus"]
+    return rec
+
+
+def run_last(prep, method: str, half_b, references) -> dict:
+    """One method on one seed, the model after its last step: its record."""
+    res = unlearn(method, prep.original, prep.unlearn_data(),
+                  experiment.method_config(prep, method, {}))
+    return {**full_record(prep, res.model, res.seconds, references, half_b), **method_info(res)}
+
+
+def run_test_selected(prep, method: str, half_a: list[int], half_b,
+                      references) -> dict[str, dict]:
+    """The public code's protocol, from one run: ``test`` keeps the step with the best NoMUS
+    on the whole test split and is scored there; ``test-half`` keeps the best step on half A
+    and is scored on half B."""
+    config = make_config(method, **experiment.method_config(prep, method, {"selection": "test"}))
+    data = dataclasses.replace(prep.unlearn_data(), selection_test=prep.loaders.test)
+    selector = TestAndHalfSelector(data, config, prep.device, half_a)
+    res = unlearn(method, prep.original, dataclasses.replace(data, selector=selector), config)
+    info = method_info(res)  # res.seconds is the method's cost: the selection's is in res.info
+    model_a = copy.deepcopy(res.model)
+    model_a.load_state_dict(selector.best_a[2])
+    return {"test": {**full_record(prep, res.model, res.seconds, references, half_b), **info},
+            "test-half": {**evaluate(model_a, half_b, seed=prep.seed, device=prep.device),
+                          **info, "selected_step": float(selector.best_a[1])}}
 
 
 class References:
@@ -134,23 +168,26 @@ def run_seeds(preps, only, methods, selection_methods,
     per_seed: dict[str, dict[int, dict]] = {}
     for prep in tqdm([p for p in preps if p.seed in only], desc="seeds"):
         references = References([p.retrained for p in preps if p is not prep], prep)
-        halves = test_halves(prep.loaders.test, prep.seed)
+        test = prep.loaders.test
+        half_a, b = test_halves(len(test.dataset), prep.seed)
+        half_b = dataclasses.replace(prep.loaders, test=DataLoader(Subset(test.dataset, b),
+                                                                   batch_size=test.batch_size))
         for name, model, secs in (("original", prep.original, prep.original_meta["train_seconds"]),
                                   ("retrained", prep.retrained, prep.retrain_seconds)):
             rec = experiment.assess(prep, model, secs)
             rec.update(lira_record(model, references, prep))
             per_seed.setdefault(name, {})[prep.seed] = rec
         for method in tqdm(methods, desc=f"methods (seed {prep.seed})", leave=False):
-            for selection in SELECTIONS:
-                if selection != "last" and method not in selection_methods:
-                    continue
-                if method == "dlfd_public" and selection == "last":
-                    continue  # it always selects on the test set, as the public code did
+            # dlfd_public always selects on the test set, as the public code did
+            records = {} if method == "dlfd_public" else {
+                "last": run_last(prep, method, half_b, references)}
+            if method in selection_methods or method == "dlfd_public":
+                records.update(run_test_selected(prep, method, half_a, half_b, references))
+            for selection, rec in records.items():
                 label = method if selection == "last" else f"{method} [{selection}]"
-                per_seed.setdefault(label, {})[prep.seed] = run_one(
-                    prep, method, selection, halves, references)
-                if on_record is not None:
-                    on_record(per_seed)
+                per_seed.setdefault(label, {})[prep.seed] = rec
+            if on_record is not None:
+                on_record(per_seed)
     return per_seed
 
 

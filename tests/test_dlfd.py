@@ -147,6 +147,18 @@ def test_monitor_batched_pass_equals_the_loader_pass(toy_original, fresh_data):
     assert mon(toy_original) == pytest.approx(direct)  # from the cached tensors
 
 
+def test_monitor_channels_last_gives_the_same_estimate(toy_original, fresh_data):
+    """The layout checkpoint selection uses on CPU changes speed, not the score; the model's
+    own parameters keep their layout."""
+    data = fresh_data()
+    default, last = (monitor.ForgettingMonitor(data.forget_eval, data.val, "cpu", seed=0,
+                                               n_splits=3, channels_last=flag)
+                     for flag in (False, True))
+    assert last(toy_original) == pytest.approx(default(toy_original))
+    assert last._cache[0].is_contiguous(memory_format=torch.channels_last)
+    assert all(p.is_contiguous() for p in toy_original.parameters())
+
+
 @pytest.mark.parametrize("mode", ["train", "frozen"])
 def test_bn_updates(toy_original, fresh_data, mode):
     """"frozen": train-mode forward, running statistics untouched (momentum restored)."""

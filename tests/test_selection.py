@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 from helpers import toy_loaders
+from torch.utils.data import DataLoader, Subset
 
 from dlfd.metrics import nomus
 from dlfd.unlearn import REGISTRY, StepSelector, make_config, unlearn
@@ -39,9 +40,13 @@ def recorded(monkeypatch):
     return states
 
 
-def with_test(data, toy_data):
-    data.selection_test = toy_loaders(toy_data).test
+def with_loader(data, loader):
+    data.selection_test = loader
     return data
+
+
+def with_test(data, toy_data):
+    return with_loader(data, toy_loaders(toy_data).test)
 
 
 @pytest.mark.parametrize("name", ["finetune", "neggrad_plus", "dlfd"])
@@ -101,15 +106,39 @@ def test_unknown_selection_is_refused(name):
         make_config(name, selection="best")
 
 
-def _load_tune_script():
+def _load_script(name: str):
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "tune.py"
-    spec = importlib.util.spec_from_file_location("tune_script", path)
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_script", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_one_run_selects_on_the_test_split_and_on_half_of_it(toy_original, toy_data,
+                                                             toy_unlearn_data):
+    """The benchmark's TestAndHalfSelector keeps, from one run, the steps that two separate
+    test-selected runs keep: the best on the whole test split, and the best on half A."""
+    bench = _load_script("unlearning")
+    test = toy_loaders(toy_data).test
+    half_a, half_b = bench.test_halves(len(test.dataset), 0)
+    assert not set(half_a) & set(half_b) and len(half_a) + len(half_b) == len(test.dataset)
+    config = make_config("finetune", selection="test", epochs=2)
+    separate = []
+    for loader in (test, DataLoader(Subset(test.dataset, half_a), batch_size=test.batch_size)):
+        res = unlearn("finetune", toy_original, with_loader(toy_unlearn_data(), loader), config)
+        separate.append((res.info["selected_step"], snapshot(res.model)))
+    data = with_loader(toy_unlearn_data(), test)
+    selector = bench.TestAndHalfSelector(data, config, "cpu", half_a)
+    data.selector = selector
+    res = unlearn("finetune", toy_original, data, config)
+    assert res.steps > 2
+    assert res.info["selected_step"] == separate[0][0] and same(snapshot(res.model), separate[0][1])
+    assert selector.best_a[1] == separate[1][0] and same(selector.best_a[2], separate[1][1])
+    with pytest.raises(ValueError, match="fresh StepSelector"):
+        unlearn("finetune", toy_original, data, config)  # a selector serves one run
 
 
 def test_tuning_refuses_test_selection(capsys):
@@ -121,14 +150,14 @@ def test_tuning_refuses_test_selection(capsys):
                     progress=False)
     with pytest.raises(ValueError, match="test set"):
         tuning.tune([object()], "finetune", {"selection": ["val", "test"]}, progress=False)
-    script = _load_tune_script()
+    script = _load_script("tune")
     with pytest.raises(SystemExit):
         script.main(["--selection", "test", "--methods", "finetune"])
     assert "test set" in capsys.readouterr().err
 
 
 def test_tune_script_epoch_cap_and_grid_sizes():
-    script = _load_tune_script()
+    script = _load_script("tune")
     from dlfd.profiles import get_profile
 
     assert script.epoch_cap(get_profile("cpu")) == 4 and script.epoch_cap(get_profile("smoke")) == 2
@@ -168,7 +197,7 @@ def test_committed_settings_are_the_ones_tuning_chose(stem, table, request_kind)
 def test_tune_merge_keeps_earlier_grids_of_a_method_tuned_again():
     """A later part wins for the methods it tuned, and the earlier grid of such a method stays
     in the report as the evidence for the settings the later grid did not search."""
-    script = _load_tune_script()
+    script = _load_script("tune")
 
     def part(seeds, split_seed, grids):
         return dict(seeds=seeds, split_seed=split_seed, total_seconds=1.0,

@@ -58,8 +58,9 @@ class UnlearnData:
     # Non-members for ``selection="test"`` only (the test split, or half of it for a held-out
     # check): the public code's protocol, which leaks the test set (docs/method.md §5 D3).
     selection_test: DataLoader | None = None
-    # Set by unlearn() from ``config.selection``; methods hand it to optimize() (or call its
-    # after_step themselves) and never build one.
+    # Set by unlearn() from ``config.selection`` unless the caller passes a fresh one (a
+    # subclass that selects on more than one split); methods hand it to optimize() (or call
+    # its after_step themselves) and never build one.
     selector: "StepSelector | None" = None
 
 
@@ -178,7 +179,14 @@ def unlearn(name: str, model: nn.Module, data: UnlearnData,
     for offset, loader in enumerate((data.retain, data.forget), start=1):
         if getattr(loader, "generator", None) is not None:
             loader.generator.manual_seed(config.seed * 1000 + offset)
-    selector = StepSelector(data, config, device)
+    selector = data.selector
+    if selector is None:
+        selector = StepSelector(data, config, device)
+    else:
+        require(isinstance(selector, StepSelector) and selector.n_steps == 0
+                and selector.mode == config.selection,
+                f"UnlearnData.selector: expected a fresh StepSelector with mode "
+                f"{config.selection!r} (the config's selection); got {selector!r}.")
     data = replace(data, selector=selector)
     t0 = time.perf_counter()
     result = method.fn(work, data, config)
@@ -248,7 +256,8 @@ class StepSelector:
             nonmembers = data.selection_test
         self.monitor = (None if nonmembers is None else
                         ForgettingMonitor(data.forget_eval, nonmembers, device, seed=config.seed,
-                                          n_splits=SELECTION_CV_SPLITS))
+                                          n_splits=SELECTION_CV_SPLITS,
+                                          channels_last=torch.device(device).type == "cpu"))
         self.n_steps = 0
         self.seconds = 0.0
         self.best: tuple | None = None  # (score, step, state_dict, record)
@@ -260,13 +269,24 @@ class StepSelector:
         if self.monitor is None:
             return
         t0 = time.perf_counter()
-        attack = self.monitor(model)
-        score = nomus(attack["val_acc"], attack["score"], 0.5)
-        # a step whose outputs are not finite has diverged: it can never be the one kept
-        if attack["finite"] and (self.best is None or score > self.best[0]):
-            state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            self.best = (score, step, state, attack)
+        self.score_step(model, step)
         self.seconds += time.perf_counter() - t0
+
+    def score_step(self, model: nn.Module, step: int) -> None:
+        """Score the model after ``step`` and keep it if it is the best so far; a subclass
+        that selects on more than one split overrides this (benchmarks/unlearning.py)."""
+        self.best = self.keep_best(self.best, self.monitor(model), step, model)
+
+    @staticmethod
+    def keep_best(best: tuple | None, attack: dict, step: int, model: nn.Module) -> tuple | None:
+        """``(score, step, weights, attack)`` of whichever is better: ``best`` or this step,
+        scored by its NoMUS. A step whose outputs are not finite has diverged: it can never
+        be the one kept."""
+        score = nomus(attack["val_acc"], attack["score"], 0.5)
+        if attack["finite"] and (best is None or score > best[0]):
+            state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            return score, step, state, attack
+        return best
 
     def finish(self, model: nn.Module) -> dict:
         """Load the selected step's weights into ``model``; returns what goes into ``info``."""

@@ -94,11 +94,17 @@ class ForgettingMonitor:
     device : torch.device or str
     seed, n_splits : int
         The attack's seed and CV splits (:func:`dlfd.metrics.mia_from_losses`).
+    channels_last : bool
+        Hold the cached images in channels-last layout. On CPU the convolutions then run about
+        twice as fast (benchmarks/attack_cost.py), with logits that differ in the last float
+        digits; checkpoint selection turns it on, DLFD's monitor keeps the default layout so
+        that its synthesis decisions stay those of the recorded runs.
     """
 
     def __init__(self, forget: DataLoader, nonmembers: DataLoader, device, *, seed: int,
-                 n_splits: int):
+                 n_splits: int, channels_last: bool = False):
         self.forget, self.nonmembers = forget, nonmembers
+        self.channels_last = channels_last
         self.device = device
         self.seed = seed
         self.n_splits = n_splits
@@ -118,21 +124,30 @@ class ForgettingMonitor:
         return cls(subsample(data.forget_eval, cfg.monitor_forget_n, cfg.seed), val, device,
                    seed=cfg.seed, n_splits=cfg.monitor_splits)
 
-    def __call__(self, model: nn.Module) -> dict:
-        t0 = time.perf_counter()
+    def logits(self, model: nn.Module) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """The model's logits on the members then the non-members, their labels, and the
+        number of members: one batched forward pass in eval mode."""
         if self._cache is None:
             x_f, y_f = _tensors(self.forget, self.device)
             x_v, y_v = _tensors(self.nonmembers, self.device)
-            self._cache = (torch.cat([x_f, x_v]), torch.cat([y_f, y_v]), len(y_f))
+            x = torch.cat([x_f, x_v])
+            if self.channels_last and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            self._cache = (x, torch.cat([y_f, y_v]), len(y_f))
         x, y, n = self._cache
         # Eval mode: BatchNorm uses running statistics, so batching both sides together gives
         # the same logits as two separate passes.
         with torch.no_grad(), eval_mode(model):
             logits = torch.cat([model(x[i:i + self.chunk]).float()
                                 for i in range(0, len(x), self.chunk)])
+        self.forward_passes += 1
+        return logits, y, n
+
+    def __call__(self, model: nn.Module) -> dict:
+        t0 = time.perf_counter()
+        logits, y, n = self.logits(model)
         estimate = attack_score(logits[:n], y[:n], logits[n:], y[n:], seed=self.seed,
                                 n_splits=self.n_splits)
-        self.forward_passes += 1
         self.seconds += time.perf_counter() - t0
         self.calls += 1
         return estimate
