@@ -191,6 +191,15 @@ def run_seeds(preps, only, methods, selection_methods,
     return per_seed
 
 
+def row_rank(label: str, methods: list[str]) -> int:
+    """Where ``label``'s rows go in the tables: in the order of a single run (the references,
+    then each method followed by its ``[test]`` and ``[test-half]`` rows), whatever the order
+    of the merged parts."""
+    rows = [name + suffix for name in ("original", "retrained", *methods)
+            for suffix in ("", " [test]", " [test-half]")]
+    return rows.index(label) if label in rows else len(rows)
+
+
 def finish(prof, dataset: str, preps, per_seed: dict[str, dict[int, dict]], split_seed: int,
            wall_seconds: float | None) -> dict:
     """Summary, paired CIs and MIA noise from the records of all seeds."""
@@ -317,6 +326,7 @@ def main(argv=None) -> int:
         for path in args.merge:
             for label, recs in json.loads(Path(path).read_text()).items():
                 per_seed.setdefault(label, {}).update({int(s): r for s, r in recs.items()})
+        per_seed = dict(sorted(per_seed.items(), key=lambda item: row_rank(item[0], methods)))
     else:
         per_seed = run_seeds(preps, set(range(seeds)), methods, selection_methods)
     # a merge's own time says nothing about the parts' runs: their wall time comes from outside
