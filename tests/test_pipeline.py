@@ -2,6 +2,7 @@
 the profiles' per-dataset settings."""
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -188,8 +189,6 @@ class _FakePapermill:
 
 
 def test_cli_passes_the_data_root_to_every_notebook(tmp_path, monkeypatch, capsys):
-    import sys
-
     fake = _FakePapermill()
     monkeypatch.setitem(sys.modules, "papermill", fake)
     root = _tiny_imagefolder(tmp_path / "faces")
@@ -209,8 +208,6 @@ def test_cli_passes_the_data_root_to_every_notebook(tmp_path, monkeypatch, capsy
 
 
 def test_default_dataset_root_is_none(tmp_path, monkeypatch):
-    import sys
-
     fake = _FakePapermill()
     monkeypatch.setitem(sys.modules, "papermill", fake)
     pipeline.run_pipeline(tmp_path / "run", profile="smoke", notebooks=pipeline.NOTEBOOKS[1:2],
@@ -240,8 +237,6 @@ def test_strip_for_commit_drops_widgets_and_injected_parameters():
 
 
 def test_cli_cell_timeout_reaches_papermill(tmp_path, monkeypatch):
-    import sys
-
     fake = _FakePapermill()
     monkeypatch.setitem(sys.modules, "papermill", fake)
     assert pipeline.main(["run", "--profile", "smoke", "--out", str(tmp_path / "run"),

@@ -135,6 +135,7 @@ def test_one_run_selects_on_the_test_split_and_on_half_of_it(toy_original, toy_d
     data.selector = selector
     res = unlearn("finetune", toy_original, data, config)
     assert res.steps > 2
+    assert separate[0][0] != separate[1][0]  # the two choices differ: a swap would fail
     assert res.info["selected_step"] == separate[0][0] and same(snapshot(res.model), separate[0][1])
     assert selector.best_a[1] == separate[1][0] and same(selector.best_a[2], separate[1][1])
     with pytest.raises(ValueError, match="fresh StepSelector"):
