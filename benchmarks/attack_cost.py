@@ -12,7 +12,9 @@ new way, side by side in one run (docs/method.md §2.2 and §5 D3 "test-set sele
    public code's selection step): through the data loaders (:func:`forget_vs_val`), from
    the tensors :class:`~dlfd.unlearn.monitor.ForgettingMonitor` keeps on the device, and
    from those tensors in channels-last layout (``channels_last=True``, what checkpoint
-   selection uses on CPU), with the largest logit difference the layout makes. The second
+   selection uses on CPU), then in channels-last layout and cache-sized chunks
+   (``chunk_pixels``, what checkpoint selection also uses on CPU), with the largest logit
+   difference the layout and the chunks make. The second
    case has the size of a selection step on Fashion-MNIST (500 forget and 5,000 test
    images, 32 px), on random images. The models are the profile's architecture, untrained:
    the cost does not depend on the weights.
@@ -72,19 +74,24 @@ def attack_rows(repeats: int) -> list[dict]:
 
 
 def _pass_row(case: str, model, forget, nonmembers, repeats: int) -> dict:
+    from dlfd.unlearn.base import CPU_CHUNK_PIXELS
     from dlfd.unlearn.monitor import ForgettingMonitor, forget_vs_val
 
-    monitors = {layout: ForgettingMonitor(forget, nonmembers, "cpu", seed=0, n_splits=3,
-                                          channels_last=layout)
-                for layout in (False, True)}
+    monitors = {name: ForgettingMonitor(forget, nonmembers, "cpu", seed=0, n_splits=3, **kw)
+                for name, kw in (("default", {}), ("last", dict(channels_last=True)),
+                                 ("chunked", dict(channels_last=True,
+                                                  chunk_pixels=CPU_CHUNK_PIXELS)))}
     via_loaders = _median_ms(lambda: forget_vs_val(model, forget, nonmembers, "cpu", seed=0,
                                                    n_splits=3), repeats)
-    cached, last = (_median_ms(lambda: monitors[layout](model), repeats)
-                    for layout in (False, True))
-    diff = (monitors[False].logits(model)[0] - monitors[True].logits(model)[0]).abs().max()
+    cached, last, chunked = (_median_ms(lambda: monitors[name](model), repeats)
+                             for name in monitors)
+    logits = {name: m.logits(model)[0] for name, m in monitors.items()}
     return dict(case=case, loaders_ms=via_loaders, cached_ms=cached, speedup=via_loaders / cached,
                 channels_last_ms=last, channels_last_speedup=cached / last,
-                max_logit_diff=float(diff))
+                max_logit_diff=float((logits["default"] - logits["last"]).abs().max()),
+                chunked_ms=chunked, chunk_images=monitors["chunked"].chunk,
+                chunked_speedup=last / chunked,
+                chunked_max_logit_diff=float((logits["last"] - logits["chunked"]).abs().max()))
 
 
 def pass_rows(repeats: int) -> list[dict]:
@@ -135,6 +142,9 @@ def main(argv=None) -> int:
         print(f"  {r['case']:44s} loaders {r['loaders_ms']:8.1f}  cached {r['cached_ms']:8.1f}"
               f"  ×{r['speedup']:.1f}  channels-last {r['channels_last_ms']:8.1f}"
               f"  ×{r['channels_last_speedup']:.1f}  max |Δ logit| {r['max_logit_diff']:.1e}")
+        print(f"  {'':44s} chunks of {r['chunk_images']} images {r['chunked_ms']:8.1f}"
+              f"  ×{r['chunked_speedup']:.1f} over channels-last  max |Δ logit| "
+              f"{r['chunked_max_logit_diff']:.1e}")
     if a.out:
         with open(a.out, "w") as f:
             json.dump(result, f, indent=1)

@@ -159,6 +159,21 @@ def test_monitor_channels_last_gives_the_same_estimate(toy_original, fresh_data)
     assert all(p.is_contiguous() for p in toy_original.parameters())
 
 
+def test_monitor_chunk_pixels_sets_the_chunk_and_keeps_the_logits(toy_original, fresh_data):
+    """Cache-sized chunks (checkpoint selection on CPU) change speed, not the logits: eval
+    mode makes each image's logits independent of the others in its chunk."""
+    data = fresh_data()
+    whole, chunked = (monitor.ForgettingMonitor(data.forget_eval, data.val, "cpu", seed=0,
+                                                n_splits=3, channels_last=True, **kw)
+                      for kw in ({}, dict(chunk_pixels=2 * 3 * 16 * 16)))
+    x_whole, x_chunked = whole.logits(toy_original)[0], chunked.logits(toy_original)[0]
+    n_images, pixels = len(chunked._cache[0]), chunked._cache[0][0].numel()
+    assert chunked.chunk == max(1, 2 * 3 * 16 * 16 // pixels) < n_images  # several chunks
+    assert whole.chunk >= n_images  # one chunk
+    torch.testing.assert_close(x_chunked, x_whole, rtol=1e-5, atol=1e-6)
+    assert chunked(toy_original) == pytest.approx(whole(toy_original))
+
+
 @pytest.mark.parametrize("mode", ["train", "frozen"])
 def test_bn_updates(toy_original, fresh_data, mode):
     """"frozen": train-mode forward, running statistics untouched (momentum restored)."""

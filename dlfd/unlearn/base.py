@@ -204,6 +204,9 @@ def unlearn(name: str, model: nn.Module, data: UnlearnData,
 # CV splits of the per-step attack, not the protocol's 10: selection runs after every step and
 # only has to rank steps, not report a number.
 SELECTION_CV_SPLITS = 3
+# Input pixels per forward chunk when selection scores on CPU: 32 images of 3×32×32, or 8 of
+# 3×64×64, keep the first convolutions' activations in cache (benchmarks/attack_cost.py).
+CPU_CHUNK_PIXELS = 32 * 3 * 32 * 32
 
 
 class StepSelector:
@@ -254,10 +257,11 @@ class StepSelector:
                     "test split or half of it); got None. Use selection='val' to select on the "
                     "validation split instead.")
             nonmembers = data.selection_test
+        on_cpu = torch.device(device).type == "cpu"
         self.monitor = (None if nonmembers is None else
                         ForgettingMonitor(data.forget_eval, nonmembers, device, seed=config.seed,
-                                          n_splits=SELECTION_CV_SPLITS,
-                                          channels_last=torch.device(device).type == "cpu"))
+                                          n_splits=SELECTION_CV_SPLITS, channels_last=on_cpu,
+                                          chunk_pixels=CPU_CHUNK_PIXELS if on_cpu else None))
         self.n_steps = 0
         self.seconds = 0.0
         self.best: tuple | None = None  # (score, step, state_dict, record)
