@@ -172,6 +172,9 @@ def test_monitor_chunk_pixels_sets_the_chunk_and_keeps_the_logits(toy_original, 
     assert whole.chunk >= n_images  # one chunk
     torch.testing.assert_close(x_chunked, x_whole, rtol=1e-5, atol=1e-6)
     assert chunked(toy_original) == pytest.approx(whole(toy_original))
+    with pytest.raises(ValueError, match="chunk_pixels"):
+        monitor.ForgettingMonitor(data.forget_eval, data.val, "cpu", seed=0, n_splits=3,
+                                  chunk_pixels=0)
 
 
 @pytest.mark.parametrize("mode", ["train", "frozen"])

@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, Subset
 
+from ..checks import check_int
 from ..metrics import forgetting_score, losses_from_logits, mia_from_losses, predict, top1
 from ..models import eval_mode
 
@@ -116,7 +117,7 @@ class ForgettingMonitor:
         self.seed = seed
         self.n_splits = n_splits
         self.chunk = max(forget.batch_size or 1, nonmembers.batch_size or 1, 256)
-        self.chunk_pixels = chunk_pixels
+        self.chunk_pixels = check_int("chunk_pixels", chunk_pixels, low=1, allow_none=True)
         self.seconds = 0.0
         self.forward_passes = 0
         self.calls = 0
